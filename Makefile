@@ -1,0 +1,33 @@
+# The README's commands: `make demo` runs the example pipeline end to end, `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: install test lint typecheck unit demo bench emulator clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy airflow_provider_greenapi dags bench
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+emulator: $(STAMP)
+	$(BIN)/greenapi-emulator
+
+clean:
+	rm -rf $(VENV) .airflow .demo build *.egg-info .mypy_cache .ruff_cache .pytest_cache

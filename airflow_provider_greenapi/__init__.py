@@ -1,0 +1,8 @@
+"""Apache Airflow provider for GREEN-API, the HTTP gateway to WhatsApp."""
+
+from __future__ import annotations
+
+from airflow_provider_greenapi.provider_info import get_provider_info
+
+__all__ = ["get_provider_info"]
+__version__ = "0.1.0"

@@ -1,0 +1,295 @@
+"""The GREEN-API client: one instance's HTTP calls, paced, retried and typed. Free of Airflow.
+
+The token is part of every URL path, so URLs are built in one place (:meth:`GreenApiClient._url`) and
+never leave this module: exceptions and log lines name the method and the status, not the URL.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_greenapi.errors import (
+    GreenApiError,
+    GreenApiRateLimitedError,
+    GreenApiResponseError,
+    GreenApiTransientError,
+    error_from_response,
+)
+from airflow_provider_greenapi.models import InstanceState, WhatsappCheck
+from airflow_provider_greenapi.rate_limit import RateLimiter, shared_limiter
+from airflow_provider_greenapi.redaction import redact, register_secret
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.green-api.com"
+CHECK_WHATSAPP = "checkWhatsapp"
+GET_STATE_INSTANCE = "getStateInstance"
+GET_SETTINGS = "getSettings"
+# Documented per-instance ceilings (requests per second).
+RATE_CEILINGS = {CHECK_WHATSAPP: 10.0, GET_STATE_INSTANCE: 1.0, GET_SETTINGS: 1.0}
+# The pace kept for the 1/s methods: their limit allows no burst, so a request that arrives a little
+# early (network jitter) would be refused at exactly 1/s.
+_STATE_METHODS_PACE = 0.8
+DEFAULT_CHECK_REQUESTS_PER_SECOND = 5.0
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How the client talks to GREEN-API; every field has a safe default."""
+
+    timeout: float = 30.0
+    requests_per_second: float = DEFAULT_CHECK_REQUESTS_PER_SECOND
+    max_in_flight: int = 4
+    max_retries: int = 5
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 30.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.timeout > 0:
+            problems.append(f"timeout must be > 0 seconds (got {self.timeout!r})")
+        if not 0 < self.requests_per_second <= RATE_CEILINGS[CHECK_WHATSAPP]:
+            problems.append(
+                "requests_per_second must be above 0 and at most 10, GREEN-API's limit per instance "
+                f"(got {self.requests_per_second!r})"
+            )
+        if not 1 <= self.max_in_flight <= 64:
+            problems.append(f"max_in_flight must be between 1 and 64 (got {self.max_in_flight!r})")
+        if not 0 <= self.max_retries <= 20:
+            problems.append(f"max_retries must be between 0 and 20 (got {self.max_retries!r})")
+        if self.retry_backoff < 0 or self.retry_backoff_max < 0:
+            problems.append("retry_backoff and retry_backoff_max must not be negative")
+        if problems:
+            raise ValueError("Invalid GREEN-API client settings: " + "; ".join(problems) + ".")
+
+
+@dataclass
+class ClientStats:
+    """What the client did, for the run summary. Updated under the client's lock."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    retries: int = 0
+    rate_limited: int = 0
+
+
+class GreenApiClient:
+    """One GREEN-API instance. Thread-safe: share one client across the threads of a bulk check."""
+
+    def __init__(
+        self,
+        api_url: str,
+        id_instance: str,
+        api_token: str,
+        settings: ClientSettings | None = None,
+        *,
+        before_send: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api_url = validate_api_url(api_url)
+        self.id_instance = validate_id_instance(id_instance)
+        if not api_token or not api_token.strip():
+            raise ValueError("The API token (apiTokenInstance) is empty: copy it from the GREEN-API console.")
+        register_secret(api_token)
+        self._token = api_token.strip()
+        self.settings = settings or ClientSettings()
+        self.before_send = before_send
+        self._sleep = sleep
+        self.stats = ClientStats()
+        self._stats_lock = threading.Lock()
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.settings.max_in_flight, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
+        paces = {CHECK_WHATSAPP: self.settings.requests_per_second,
+                 GET_STATE_INSTANCE: _STATE_METHODS_PACE, GET_SETTINGS: _STATE_METHODS_PACE}
+        self._limiters: dict[str, RateLimiter] = {
+            method: shared_limiter(self.api_url, self.id_instance, method, pace) for method, pace in paces.items()
+        }
+
+    def __repr__(self) -> str:
+        return f"GreenApiClient(api_url={self.api_url!r}, id_instance={self.id_instance!r}, api_token='***')"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> GreenApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- API methods -------------------------------------------------------------------------------------
+
+    def check_whatsapp(self, phone_number: str) -> WhatsappCheck:
+        """Whether ``phone_number`` (international digits) has WhatsApp. Spends one check of the quota."""
+        if not phone_number.isdigit():
+            raise ValueError("check_whatsapp takes a normalised number of digits only")
+        body = self._call("POST", CHECK_WHATSAPP, {"phoneNumber": int(phone_number)})
+        exists = body.get("existsWhatsapp") if isinstance(body, dict) else None
+        if not isinstance(exists, bool):
+            raise GreenApiResponseError(
+                "the answer has no boolean existsWhatsapp", method=CHECK_WHATSAPP, status_code=200
+            )
+        chat_id = body.get("chatId")
+        return WhatsappCheck(phone_number, exists, chat_id if isinstance(chat_id, str) and chat_id else None)
+
+    def get_state_instance(self) -> InstanceState:
+        """The instance's state (free of quota, 1 request/s)."""
+        body = self._call("GET", GET_STATE_INSTANCE)
+        if body is not None and not isinstance(body, dict):
+            raise GreenApiResponseError("unreadable state answer", method=GET_STATE_INSTANCE, status_code=200)
+        return InstanceState.from_api(None if body is None else body.get("stateInstance"))
+
+    def get_settings(self) -> dict[str, Any]:
+        """The instance's settings (free of quota, 1 request/s)."""
+        body = self._call("GET", GET_SETTINGS)
+        if not isinstance(body, dict):
+            raise GreenApiResponseError("unreadable settings answer", method=GET_SETTINGS, status_code=200)
+        return body
+
+    # --- transport ---------------------------------------------------------------------------------------
+
+    def _url(self, method: str) -> str:
+        return f"{self.api_url}/waInstance{self.id_instance}/{method}/{self._token}"
+
+    def _count(self, *, method: str | None = None, status: int | None = None, retry: bool = False) -> None:
+        with self._stats_lock:
+            if method is not None:
+                self.stats.requests[method] += 1
+            if status is not None:
+                self.stats.statuses[status] += 1
+                self.stats.rate_limited += status == 429
+            self.stats.retries += retry
+
+    def _call(self, http_method: str, method: str, payload: dict[str, Any] | None = None) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(http_method, method, payload)
+            except GreenApiError as error:
+                if not error.retryable or attempt >= self.settings.max_retries:
+                    raise
+                delay = self._backoff(attempt, error)
+                attempt += 1
+                self._count(retry=True)
+                log.warning(
+                    "GREEN-API %s failed (%s); retry %d of %d in %.1f s.",
+                    method, error, attempt, self.settings.max_retries, delay,
+                )
+                self._sleep(delay)
+
+    def _backoff(self, attempt: int, error: GreenApiError) -> float:
+        if isinstance(error, GreenApiRateLimitedError) and error.retry_after is not None:
+            delay = min(error.retry_after, self.settings.retry_backoff_max)
+            self._limiters[error.method].pause(delay)
+            return delay
+        ceiling = min(self.settings.retry_backoff * 2**attempt, self.settings.retry_backoff_max)
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def _attempt(self, http_method: str, method: str, payload: dict[str, Any] | None) -> Any:
+        self._limiters[method].acquire()
+        if self.before_send is not None:
+            self.before_send(method)
+        self._count(method=method)
+        try:
+            response = self._session.request(
+                http_method, self._url(method), json=payload, timeout=self.settings.timeout
+            )
+        except requests.Timeout:
+            raise GreenApiTransientError(
+                f"no answer within the {self.settings.timeout:g} s timeout", method=method
+            ) from None
+        except requests.RequestException as exc:
+            # requests' messages contain the URL, hence the token: say what failed in a few words instead.
+            raise GreenApiTransientError(
+                f"could not reach {self.api_url} ({_describe(exc)})", method=method
+            ) from None
+        self._count(status=response.status_code)
+        text = response.text
+        parsed: Any = None
+        if text.strip():
+            try:
+                parsed = response.json()
+            except ValueError:
+                parsed = None
+        if response.status_code == 200:
+            if parsed is None and text.strip() not in ("", "null"):
+                raise GreenApiResponseError("the answer is not JSON", method=method, status_code=200)
+            return parsed
+        raise error_from_response(
+            method, response.status_code, redact(text), parsed, _retry_after(response.headers.get("Retry-After"))
+        )
+
+
+_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _describe(exc: BaseException) -> str:
+    """The root reason of a network error in a few words ("Connection refused"), never the URL."""
+    text = redact(str(exc))
+    found = _ERRNO_REASON.search(text)
+    if found:
+        return found.group(1).strip()
+    for marker in ("RemoteDisconnected", "Connection aborted", "Connection reset", "IncompleteRead",
+                   "BadStatusLine", "SSLError", "ProxyError"):
+        if marker.lower() in text.lower():
+            return marker
+    return type(exc).__name__
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def validate_api_url(api_url: str | None) -> str:
+    """The API URL without a trailing slash; a clear ValueError when it is not an http(s) URL."""
+    url = (api_url or "").strip() or DEFAULT_API_URL
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(
+            f"The API URL {api_url!r} is not valid: use the apiUrl of the instance from the GREEN-API console, "
+            "e.g. https://7103.api.greenapi.com"
+        )
+    if "/waInstance" in parts.path:
+        raise ValueError(
+            "The API URL must be the host only (e.g. https://7103.api.greenapi.com), not a full method URL."
+        )
+    return url.rstrip("/")
+
+
+def validate_id_instance(id_instance: object) -> str:
+    text = str(id_instance if id_instance is not None else "").strip()
+    if not text:
+        raise ValueError("The instance ID (idInstance) is empty: copy it from the GREEN-API console.")
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(
+            f"The instance ID (idInstance) must be digits only, e.g. 1101000001 (got {text[:20]!r})."
+        )
+    return text

@@ -1,0 +1,193 @@
+"""GREEN-API's error taxonomy as typed exceptions.
+
+Every exception carries the API method and HTTP status, never the request URL (the token is part of the
+URL path). ``retryable`` says whether the client's retry policy may try again; ``stops_run`` says whether a
+bulk check must stop spending quota because no further number can be answered.
+"""
+
+from __future__ import annotations
+
+
+class GreenApiError(Exception):
+    """Base class: a GREEN-API call failed. The message never contains the API token."""
+
+    retryable: bool = False
+    stops_run: bool = True
+    hint: str = ""
+
+    def __init__(self, message: str, *, method: str = "", status_code: int | None = None) -> None:
+        self.method = method
+        self.status_code = status_code
+        self.detail = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = f"{self.method}: " if self.method else ""
+        status = f"HTTP {self.status_code} " if self.status_code is not None else ""
+        hint = f" {self.hint}" if self.hint else ""
+        return f"{where}{status}{self.detail}.{hint}".replace("..", ".")
+
+
+class GreenApiCredentialsError(GreenApiError):
+    """401: the apiTokenInstance does not belong to this instance."""
+
+    hint = "Check the API token (apiTokenInstance) in the Airflow connection; copy it again from the GREEN-API console."
+
+
+class GreenApiInstanceNotFoundError(GreenApiError):
+    """403: unknown idInstance, or the apiUrl host does not serve this instance."""
+
+    hint = (
+        "Check the instance ID (idInstance) and the API URL of the Airflow connection: use the apiUrl shown "
+        "for this instance in the GREEN-API console."
+    )
+
+
+class GreenApiMethodError(GreenApiError):
+    """404: the API does not know this method or HTTP verb (a bug in the caller)."""
+
+    hint = "This is a bug in the provider or a wrong API URL path; please report it."
+
+
+class GreenApiInstanceNotAuthorizedError(GreenApiError):
+    """400 ``instance is starting or not authorized``: the instance cannot answer (also sent when blocked)."""
+
+    hint = (
+        "Open the GREEN-API console and check the instance: scan the QR code if it is not authorized, "
+        "wait if it is starting."
+    )
+
+
+class GreenApiAccountExpiredError(GreenApiError):
+    """400 ``Instance account is expired`` / ``Instance is deleted``: the plan ended or the instance is gone."""
+
+    hint = "Renew the plan or create a new instance in the GREEN-API console, then update the connection."
+
+
+class GreenApiQuotaExceededError(GreenApiError):
+    """466: the monthly quota of this method is used up; ``used`` and ``total`` as the API reported them."""
+
+    hint = (
+        "Checks resume when the quota resets on the 1st of next month, or after upgrading the plan "
+        "(Business: 30 000 checks a month)."
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        status_code: int | None = 466,
+        used: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        self.used = used
+        self.total = total
+        super().__init__(message, method=method, status_code=status_code)
+
+
+class GreenApiInvalidNumberError(GreenApiError):
+    """400 bad phone number or ``Validation failed``: this number cannot be checked; never retried."""
+
+    stops_run = False
+
+
+class GreenApiTransientError(GreenApiError):
+    """A failure that may pass: 499/5xx, timeouts, dropped connections, the transient 400s."""
+
+    retryable = True
+    stops_run = False
+
+
+class GreenApiRateLimitedError(GreenApiTransientError):
+    """429: over the per-instance rate limit. ``retry_after`` in seconds when the API sent the header."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        status_code: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, method=method, status_code=status_code)
+
+
+class GreenApiResponseError(GreenApiError):
+    """An answer the contract does not describe (unknown status or unreadable body)."""
+
+    stops_run = False
+
+
+class QuotaBudgetExhausted(GreenApiError):
+    """The run's own budget (``max_checks`` or the monthly quota on the connection) allows no more checks."""
+
+    stops_run = True
+
+
+# 400 messages, matched case-insensitively anywhere in the body (JSON or text), first match wins.
+_BAD_REQUEST_MESSAGES: tuple[tuple[str, type[GreenApiError]], ...] = (
+    ("check phone number timeout limit exceeded", GreenApiTransientError),
+    ("instance in starting process", GreenApiTransientError),
+    ("instance is starting or not authorized", GreenApiInstanceNotAuthorizedError),
+    ("account is expired", GreenApiAccountExpiredError),
+    ("instance is deleted", GreenApiAccountExpiredError),
+    ("bad phone number", GreenApiInvalidNumberError),
+    ("validation failed", GreenApiInvalidNumberError),
+)
+
+_STATUS_ERRORS: dict[int, tuple[type[GreenApiError], str]] = {
+    401: (GreenApiCredentialsError, "the API token was rejected"),
+    403: (GreenApiInstanceNotFoundError, "the instance is unknown to this API URL"),
+    404: (GreenApiMethodError, "the API does not know this method or HTTP verb"),
+    499: (GreenApiTransientError, "the server was too slow and the request was closed"),
+    500: (GreenApiTransientError, "server error"),
+    502: (GreenApiTransientError, "bad gateway"),
+    503: (GreenApiTransientError, "service unavailable"),
+    504: (GreenApiTransientError, "gateway timeout"),
+}
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def error_from_response(
+    method: str, status_code: int, body: str, parsed: object, retry_after: float | None
+) -> GreenApiError:
+    """Map a non-200 answer to the matching exception. ``parsed`` is the JSON body, or None."""
+    if status_code == 429:
+        return GreenApiRateLimitedError(
+            "rate limit exceeded", method=method, status_code=429, retry_after=retry_after
+        )
+    if status_code == 466:
+        status = parsed.get("invokeStatus", {}) if isinstance(parsed, dict) else {}
+        status = status if isinstance(status, dict) else {}
+        used, total = _as_int(status.get("used")), _as_int(status.get("total"))
+        counts = f" ({used} of {total} used)" if used is not None and total is not None else ""
+        return GreenApiQuotaExceededError(
+            f"monthly quota exceeded{counts}", method=method, used=used, total=total
+        )
+    if status_code == 400:
+        lowered = body.lower()
+        for needle, error_class in _BAD_REQUEST_MESSAGES:
+            if needle in lowered:
+                return error_class(_short(body), method=method, status_code=400)
+        return GreenApiResponseError(f"unexpected bad request: {_short(body)}", method=method, status_code=400)
+    if status_code in _STATUS_ERRORS:
+        error_class, meaning = _STATUS_ERRORS[status_code]
+        return error_class(meaning, method=method, status_code=status_code)
+    if 500 <= status_code < 600:
+        return GreenApiTransientError("server error", method=method, status_code=status_code)
+    return GreenApiResponseError(
+        f"unexpected answer: {_short(body) or 'empty body'}", method=method, status_code=status_code
+    )

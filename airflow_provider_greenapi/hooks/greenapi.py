@@ -1,0 +1,151 @@
+"""GreenApiHook: an Airflow Connection of type ``greenapi`` turned into a :class:`GreenApiClient`."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_greenapi.client import (
+    ClientSettings,
+    GreenApiClient,
+    validate_api_url,
+    validate_id_instance,
+)
+from airflow_provider_greenapi.errors import GreenApiError
+from airflow_provider_greenapi.models import InstanceState
+
+_SETTING_TYPES: dict[str, type] = {
+    "timeout": float,
+    "requests_per_second": float,
+    "max_in_flight": int,
+    "max_retries": int,
+    "retry_backoff": float,
+}
+
+
+class GreenApiConnectionError(ValueError):
+    """The Airflow Connection does not describe a usable GREEN-API instance."""
+
+
+class GreenApiHook(BaseHook):
+    """Credentials and client settings of one GREEN-API instance, from an Airflow Connection.
+
+    Connection fields: host = apiUrl (default ``https://api.green-api.com``), login = idInstance,
+    password = apiTokenInstance; extras ``timeout``, ``requests_per_second``, ``max_in_flight``,
+    ``max_retries``, ``retry_backoff``, ``monthly_quota``. Nothing is read before first use.
+    """
+
+    conn_name_attr = "greenapi_conn_id"
+    default_conn_name = "greenapi_default"
+    conn_type = "greenapi"
+    hook_name = "GREEN-API"
+
+    def __init__(self, greenapi_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.greenapi_conn_id = greenapi_conn_id
+
+    @cached_property
+    def _connection(self) -> Any:
+        conn = self.get_connection(self.greenapi_conn_id)
+        if conn.conn_type and conn.conn_type != self.conn_type:
+            raise GreenApiConnectionError(
+                f"Connection {self.greenapi_conn_id!r} has type {conn.conn_type!r}, not 'greenapi': "
+                "create it with the GREEN-API connection type."
+            )
+        if conn.password:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(conn.password)
+        return conn
+
+    @cached_property
+    def extras(self) -> dict[str, Any]:
+        """The connection's extras, accepting both plain names and the ``extra__greenapi__`` prefix."""
+        raw = self._connection.extra_dejson or {}
+        prefix = f"extra__{self.conn_type}__"
+        return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in raw.items()}
+
+    @cached_property
+    def api_url(self) -> str:
+        return self._checked(validate_api_url, self._connection.host)
+
+    @cached_property
+    def id_instance(self) -> str:
+        return self._checked(validate_id_instance, self._connection.login)
+
+    @cached_property
+    def monthly_quota(self) -> int | None:
+        """The plan's checkWhatsapp calls a month as set on the connection, or None when not set."""
+        value = self.extras.get("monthly_quota")
+        if value in (None, ""):
+            return None
+        quota = self._coerce("monthly_quota", value, int)
+        if quota < 0:
+            raise GreenApiConnectionError(
+                f"Connection {self.greenapi_conn_id!r}: monthly_quota must not be negative (got {quota})."
+            )
+        return quota
+
+    def client_settings(self, **overrides: Any) -> ClientSettings:
+        """Settings from the connection's extras, then ``overrides`` (None values are ignored)."""
+        values: dict[str, Any] = {}
+        for name, kind in _SETTING_TYPES.items():
+            value = overrides.get(name)
+            if value is None:
+                value = self.extras.get(name)
+            if value not in (None, ""):
+                values[name] = self._coerce(name, value, kind)
+        try:
+            return ClientSettings(**values)
+        except ValueError as error:
+            raise GreenApiConnectionError(f"Connection {self.greenapi_conn_id!r}: {error}") from None
+
+    def get_client(self, **overrides: Any) -> GreenApiClient:
+        """A new client for this instance (one per task run: it owns a connection pool)."""
+        settings = self.client_settings(**{k: v for k, v in overrides.items() if k in _SETTING_TYPES})
+        extra_args = {k: v for k, v in overrides.items() if k not in _SETTING_TYPES}
+        token = self._connection.password
+        if not token:
+            raise GreenApiConnectionError(
+                f"Connection {self.greenapi_conn_id!r} has no password: put the instance's API token "
+                "(apiTokenInstance) there."
+            )
+        return GreenApiClient(self.api_url, self.id_instance, token, settings, **extra_args)
+
+    @cached_property
+    def client(self) -> GreenApiClient:
+        return self.get_client()
+
+    def get_conn(self) -> GreenApiClient:
+        return self.client
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Ask getStateInstance (free of quota); only an authorized instance passes. One retry at most, so
+        that the UI's Test button answers within seconds."""
+        try:
+            with self.get_client(max_retries=1, timeout=10) as client:
+                state = client.get_state_instance()
+        except (GreenApiError, GreenApiConnectionError) as error:
+            return False, str(error)
+        if state is InstanceState.AUTHORIZED:
+            return True, f"GREEN-API instance {self.id_instance} is authorized and ready."
+        return False, f"GREEN-API instance {self.id_instance} is {state.value!r}. {state.advice}"
+
+    def _checked(self, validator: Any, value: Any) -> Any:
+        try:
+            return validator(value)
+        except ValueError as error:
+            raise GreenApiConnectionError(f"Connection {self.greenapi_conn_id!r}: {error}") from None
+
+    def _coerce(self, name: str, value: Any, kind: type) -> Any:
+        try:
+            number = float(value)
+            if kind is int and not number.is_integer():
+                raise ValueError
+            return kind(number)
+        except (TypeError, ValueError):
+            raise GreenApiConnectionError(
+                f"Connection {self.greenapi_conn_id!r}: extra {name!r} must be a number, got {value!r}."
+            ) from None

@@ -1,0 +1,96 @@
+"""What Airflow reads about this provider: hooks, operators and the GREEN-API connection form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_greenapi.client import DEFAULT_API_URL, DEFAULT_CHECK_REQUESTS_PER_SECOND, ClientSettings
+
+_DEFAULTS = ClientSettings()
+
+
+def _number_field(label: str, description: str, kind: str, default: float | int | None,
+                  minimum: float | None = None, maximum: float | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": [kind, "null"] if default is None else kind}
+    if default is not None:
+        schema["default"] = default
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return {"label": label, "description": description, "schema": schema}
+
+
+CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
+    "timeout": _number_field(
+        "Timeout (seconds)", "Seconds to wait for each GREEN-API answer before retrying.",
+        "number", _DEFAULTS.timeout, 1, 300),
+    "requests_per_second": _number_field(
+        "checkWhatsapp requests per second",
+        "Pace of checkWhatsapp calls for this instance. GREEN-API allows 10; staying well under it lowers "
+        "the risk of a WhatsApp ban.",
+        "number", DEFAULT_CHECK_REQUESTS_PER_SECOND, 0.1, 10),
+    "max_in_flight": _number_field(
+        "Concurrent requests", "checkWhatsapp requests waiting for an answer at once (hides the latency).",
+        "integer", _DEFAULTS.max_in_flight, 1, 64),
+    "max_retries": _number_field(
+        "Retries", "Retries of a transient failure (429, 499, 5xx, timeouts) before the number is marked error.",
+        "integer", _DEFAULTS.max_retries, 0, 20),
+    "retry_backoff": _number_field(
+        "Retry backoff (seconds)", "First wait before a retry; it doubles on each retry, up to 30 s.",
+        "number", _DEFAULTS.retry_backoff, 0, 60),
+    "monthly_quota": _number_field(
+        "Monthly checks quota",
+        "checkWhatsapp calls the plan allows a month (Developer: 100, Business: 30000). With a warehouse "
+        "usage ledger, runs stop before crossing it. Empty: not enforced.",
+        "integer", None, 0, None),
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-greenapi",
+        "name": "GREEN-API",
+        "description": "Check which phone numbers have WhatsApp through GREEN-API, safely and fast.",
+        "versions": ["0.1.0"],
+        "integrations": [
+            {
+                "integration-name": "GREEN-API",
+                "external-doc-url": "https://green-api.com/en/docs/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "GREEN-API",
+                "python-modules": ["airflow_provider_greenapi.hooks.greenapi"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "GREEN-API",
+                "python-modules": ["airflow_provider_greenapi.operators.check_whatsapp"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "greenapi",
+                "hook-class-name": "airflow_provider_greenapi.hooks.greenapi.GreenApiHook",
+                "hook-name": "GREEN-API",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "API URL (apiUrl)",
+                        "login": "Instance ID (idInstance)",
+                        "password": "API token (apiTokenInstance)",
+                    },
+                    "placeholders": {
+                        "host": DEFAULT_API_URL,
+                        "login": "1101000001",
+                        "password": "the apiTokenInstance from the GREEN-API console",
+                    },
+                },
+                "conn-fields": CONNECTION_FIELDS,
+            }
+        ],
+    }
