@@ -1,0 +1,354 @@
+"""The bulk checker: from raw inputs to stored results, spending as little quota as the job allows.
+
+``normalise -> stage (dedupe, freshness) -> health gate -> drain the queue (paced, concurrent, budgeted)
+-> commit results chunk by chunk -> summary``. Free of Airflow: the operator wires it to connections.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from airflow_provider_greenapi.client import GreenApiClient
+from airflow_provider_greenapi.errors import (
+    GreenApiError,
+    GreenApiInvalidNumberError,
+    GreenApiQuotaExceededError,
+    QuotaBudgetExhausted,
+)
+from airflow_provider_greenapi.ledger import UsageLedger
+from airflow_provider_greenapi.models import InstanceState
+from airflow_provider_greenapi.numbers import PhoneNumberNormalizer, mask_phone_number
+from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, RunSummary
+from airflow_provider_greenapi.store import Freshness, ResultsStore, RunContext, StagedInput
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run."""
+
+    freshness: Freshness = field(default_factory=Freshness)
+    max_checks: int | None = None
+    dry_run: bool = False
+    chunk_size: int = 1000
+    commit_interval: float = 5.0
+    progress_interval: float = 10.0
+    state_poll_interval: float = 15.0
+    max_consecutive_errors: int = 50
+    results_limit: int | None = None  # when set, the summary carries up to this many result rows
+
+    def __post_init__(self) -> None:
+        if self.max_checks is not None and self.max_checks < 0:
+            raise ValueError(f"max_checks must be 0 or more, got {self.max_checks!r}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size!r}")
+
+
+class BulkCheckStopped(Exception):
+    """The run stopped before its end for a reason a person must act on (quota, instance, outage).
+    Everything checked until then is stored; ``summary`` says how many numbers are done and left."""
+
+    def __init__(self, message: str, summary: RunSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class _Stop:
+    """A worker's signal that no further number can be checked (quota spent, instance unusable)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class _StateWatch(threading.Thread):
+    """Polls getStateInstance in the background during a run: WhatsApp may flag the account
+    (``yellowCard``) while checkWhatsapp still answers, and then bulk checks must stop at once."""
+
+    def __init__(self, client: GreenApiClient, interval: float) -> None:
+        super().__init__(name="greenapi-state-watch", daemon=True)
+        self.client = client
+        self.interval = interval
+        self.failure: BaseException | None = None
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            self.failure = self._poll()
+            if self.failure is not None:
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _poll(self) -> BaseException | None:
+        try:
+            state = self.client.get_state_instance()
+        except GreenApiError as error:
+            if error.stops_run:
+                return error
+            log.warning("Could not read the instance state (%s); going on.", error)
+            return None
+        if state is InstanceState.AUTHORIZED:
+            return None
+        return GreenApiError(f"the instance turned {state.value!r} during the run. {state.advice}")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class BulkChecker:
+    def __init__(
+        self,
+        client: GreenApiClient,
+        store: ResultsStore,
+        normalizer: PhoneNumberNormalizer,
+        *,
+        ledger: UsageLedger | None = None,
+        options: CheckOptions | None = None,
+        context: RunContext | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.normalizer = normalizer
+        self.ledger = ledger
+        self.options = options or CheckOptions()
+        self.context = context or RunContext(token=uuid.uuid4().hex, instance_id=client.id_instance)
+        self.clock = clock
+        if ledger is not None:
+            client.before_send = self._before_send
+
+    # --- the run -----------------------------------------------------------------------------------------
+
+    def run(self, inputs: Iterable[tuple[object, str]]) -> RunSummary:
+        started = time.monotonic()
+        summary = RunSummary(dry_run=self.options.dry_run, instance_id=self.client.id_instance,
+                             destination_table=self.store.table_name)
+        self._health_gate()
+        self.store.ensure_table()
+        if self.ledger is not None:
+            self.ledger.ensure_table()
+        try:
+            self._stage(inputs, summary)
+            limit = self.options.results_limit
+            if limit is not None and summary.inputs - summary.duplicates > limit:
+                raise ValueError(
+                    f"{summary.inputs - summary.duplicates} distinct inputs are more than the {limit} results "
+                    "an XCom may carry: set destination_conn_id (and destination_table) to store the results "
+                    "in a warehouse table, or raise max_xcom_results. Nothing was checked."
+                )
+            distinct, queued = self.store.count_staged(self.context.token)
+            summary.distinct_numbers, summary.fresh = distinct, distinct - queued
+            budget = self._budget(queued, summary)
+            log.info(
+                "Staged %d inputs: %d distinct valid numbers, %d duplicates, %d invalid, %d with a fresh "
+                "stored answer; %d to check%s.",
+                summary.inputs, distinct, summary.duplicates, summary.invalid, summary.fresh, queued,
+                "" if budget >= queued else f", {budget} of them in this run (budget)",
+            )
+            if self.options.dry_run:
+                summary.pending = queued
+                log.info("Dry run: would send %d numbers to checkWhatsapp; nothing was sent or stored.",
+                         min(budget, queued))
+                return summary
+            failure = self._drain(budget, queued, summary)
+        finally:
+            if self.options.dry_run:
+                self.store.rollback()
+        _, summary.pending = self.store.count_staged(self.context.token)
+        self._finish(summary, started)
+        if self.options.results_limit is not None:
+            summary.results = self.store.staged_rows(self.context.token, self.options.results_limit)
+        log.info("Done: %s", summary.describe())
+        if failure is not None:
+            done = summary.checked
+            raise BulkCheckStopped(
+                f"Stopped early: {failure}. {done} numbers were checked and stored; {summary.pending} are "
+                "left pending and will be checked first by the next run.",
+                summary,
+            ) from None
+        return summary
+
+    def _health_gate(self) -> None:
+        state = self.client.get_state_instance()
+        if not state.is_usable:
+            raise BulkCheckStopped(
+                f"GREEN-API instance {self.client.id_instance} is {state.value!r}, so no number was checked. "
+                f"{state.advice}",
+                RunSummary(instance_id=self.client.id_instance),
+            )
+
+    def _stage(self, inputs: Iterable[tuple[object, str]], summary: RunSummary) -> None:
+        iterator = iter(inputs)
+        while chunk := list(itertools.islice(iterator, self.options.chunk_size)):
+            staged = [StagedInput(self.normalizer(value), key) for value, key in chunk]
+            counts = self.store.stage(staged, self.context, self.options.freshness, self.clock())
+            summary.inputs += counts.inputs
+            summary.duplicates += counts.duplicates
+            summary.invalid += counts.invalid
+            if not self.options.dry_run:
+                self.store.commit()
+
+    def _budget(self, queued: int, summary: RunSummary) -> int:
+        budget = queued if self.options.max_checks is None else min(queued, self.options.max_checks)
+        if self.ledger is not None:
+            usage = self.ledger.usage()
+            summary.monthly_used, summary.monthly_quota, summary.monthly_left = usage.calls, usage.quota, usage.left
+            if usage.left is not None and usage.left < budget:
+                log.warning(
+                    "Only %d checkWhatsapp calls are left this month (%d of %d used): checking %d of %d numbers.",
+                    usage.left, usage.calls, usage.quota, usage.left, queued,
+                )
+                budget = usage.left
+        return budget
+
+    # --- draining the queue ------------------------------------------------------------------------------
+
+    def _drain(self, budget: int, queued: int, summary: RunSummary) -> BaseException | None:
+        """Check up to ``budget`` queued numbers; returns the error that stopped the run early, if any."""
+        workers = self.client.settings.max_in_flight
+        in_flight: dict[Future[CheckOutcome | _Stop], str] = {}
+        uncommitted: set[str] = set()
+        buffer: list[CheckOutcome] = []
+        numbers = self._queued(uncommitted)
+        submitted = 0
+        failure: BaseException | None = None
+        consecutive_errors = 0
+        started = last_commit = last_progress = time.monotonic()
+        watch = _StateWatch(self.client, self.options.state_poll_interval)
+        watch.start()
+        target = min(budget, queued)
+
+        def flush() -> None:
+            nonlocal last_commit
+            if buffer:
+                self.store.write_outcomes(buffer, self.context, self.clock())
+                self.store.commit()
+                uncommitted.difference_update(o.phone_number for o in buffer)
+                buffer.clear()
+            last_commit = time.monotonic()
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="greenapi-check") as pool:
+            while True:
+                while failure is None and submitted < budget and len(in_flight) < 2 * workers:
+                    number = next(numbers, None)
+                    if number is None:
+                        break
+                    in_flight[pool.submit(self._check_one, number)] = number
+                    uncommitted.add(number)
+                    submitted += 1
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    number = in_flight.pop(future)
+                    result = future.result()
+                    if isinstance(result, _Stop):
+                        uncommitted.discard(number)  # still queued: the next run takes it first
+                        if failure is None and not isinstance(result.error, QuotaBudgetExhausted):
+                            failure = result.error
+                        elif failure is None:
+                            summary.stopped_reason = str(result.error)
+                            submitted = budget  # own budget reached: stop quietly
+                        continue
+                    buffer.append(result)
+                    summary.count_outcome(result.status)
+                    consecutive_errors = consecutive_errors + 1 if result.status is CheckStatus.ERROR else 0
+                    if consecutive_errors >= self.options.max_consecutive_errors and failure is None:
+                        failure = GreenApiError(
+                            f"{consecutive_errors} numbers in a row failed after retries; GREEN-API or the "
+                            "network seems down"
+                        )
+                if failure is not None:
+                    for future in list(in_flight):
+                        if future.cancel():
+                            uncommitted.discard(in_flight.pop(future))
+                now = time.monotonic()
+                if len(buffer) >= self.options.chunk_size or now - last_commit >= self.options.commit_interval:
+                    flush()
+                if now - last_progress >= self.options.progress_interval:
+                    self._log_progress(summary, target, now - started)
+                    last_progress = now
+                if failure is None and watch.failure is not None:
+                    failure = watch.failure
+            flush()
+        watch.stop()
+        numbers.close()
+        elapsed = time.monotonic() - started
+        summary.checks_per_second = round(summary.checked / elapsed, 2) if elapsed > 0 else 0.0
+        if failure is not None:
+            summary.stopped_reason = str(failure)
+        elif submitted >= budget and budget < queued and summary.stopped_reason is None:
+            summary.stopped_reason = (
+                f"run budget reached: {budget} numbers checked, the rest stay pending for the next run"
+            )
+        return failure
+
+    def _queued(self, uncommitted: set[str]) -> Generator[str, None, None]:
+        for page in self.store.queued_numbers(self.context.token):
+            for number in page:
+                if number not in uncommitted:
+                    yield number
+
+    def _check_one(self, number: str) -> CheckOutcome | _Stop:
+        try:
+            answer = self.client.check_whatsapp(number)
+        except GreenApiInvalidNumberError as error:
+            return CheckOutcome(number, CheckStatus.INVALID, self.clock(),
+                                detail=f"GREEN-API rejected the number: {error.detail}")
+        except GreenApiError as error:
+            if error.stops_run:
+                if isinstance(error, GreenApiQuotaExceededError) and self.ledger is not None:
+                    self._record_reported(error)
+                return _Stop(error)
+            log.warning("Number %s: %s", mask_phone_number(number), error)
+            return CheckOutcome(number, CheckStatus.ERROR, self.clock(), detail=str(error))
+        except Exception as error:  # a failure of our own side (the ledger's database, say): stop spending
+            return _Stop(error)
+        status = CheckStatus.EXISTS if answer.exists else CheckStatus.NOT_EXISTS
+        return CheckOutcome(number, status, self.clock(), chat_id=answer.chat_id)
+
+    def _record_reported(self, error: GreenApiQuotaExceededError) -> None:
+        assert self.ledger is not None
+        try:
+            self.ledger.record_reported(error.used, error.total)
+        except Exception as db_error:  # the 466 is what matters; the ledger note is best effort
+            log.warning("Could not record the 466 answer in the usage ledger: %s", db_error)
+
+    def _before_send(self, method: str) -> None:
+        if method == "checkWhatsapp" and self.ledger is not None:
+            self.ledger.reserve_call(method)
+
+    def _log_progress(self, summary: RunSummary, target: int, elapsed: float) -> None:
+        done = summary.checked
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (target - done) / rate if rate > 0 else float("inf")
+        log.info(
+            "Progress: %d/%d numbers checked (%.0f%%), %.1f/s, ETA %s; exists %d, not_exists %d, "
+            "error %d; %d retries, %d rate-limited answers.",
+            done, target, 100.0 * done / target if target else 100.0, rate,
+            "unknown" if eta == float("inf") else f"{eta:.0f} s",
+            summary.exists, summary.not_exists, summary.error,
+            self.client.stats.retries, self.client.stats.rate_limited,
+        )
+
+    def _finish(self, summary: RunSummary, started: float) -> None:
+        stats = self.client.stats
+        summary.numbers_sent = summary.checked
+        summary.quota_spent = stats.requests["checkWhatsapp"]
+        summary.retries = stats.retries
+        summary.rate_limited = stats.rate_limited
+        summary.duration_seconds = round(time.monotonic() - started, 3)
+        if self.ledger is not None:
+            usage = self.ledger.usage()
+            summary.monthly_used, summary.monthly_quota, summary.monthly_left = usage.calls, usage.quota, usage.left

@@ -1,0 +1,188 @@
+"""CheckWhatsappOperator: check which phone numbers have WhatsApp, from an XCom list or a SQL table."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, CheckOptions
+from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
+from airflow_provider_greenapi.ledger import DEFAULT_USAGE_TABLE, UsageLedger
+from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
+from airflow_provider_greenapi.sources import InputRow, numbers_from_cursor, numbers_from_value
+from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore, RunContext, quote_table_name
+from airflow_provider_greenapi.warehouse import connect, get_db_hook, open_warehouse
+
+DEFAULT_DESTINATION_TABLE = "whatsapp_checks"
+
+
+def _as_timedelta(value: timedelta | float | None, name: str) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    raise ValueError(f"{name} must be a timedelta, a number of seconds or None, got {value!r}")
+
+
+class CheckWhatsappOperator(BaseOperator):
+    """Check phone numbers with GREEN-API's checkWhatsapp and store one typed result per number.
+
+    Numbers come from ``phone_numbers`` (a list, or a dict of key -> number; templated, so an upstream
+    XCom works) or from ``sql`` run on ``source_conn_id``. They are normalised locally (invalid ones cost
+    no quota), de-duplicated, skipped while their stored answer is fresh (``max_age``), checked at the
+    connection's pace, and upserted into ``destination_table``. Returns a small summary as the XCom.
+    See docs/operator.md for every parameter.
+    """
+
+    template_fields: Sequence[str] = ("phone_numbers", "sql", "destination_table", "max_checks")
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql"}
+    ui_color = "#25d366"
+
+    def __init__(
+        self,
+        *,
+        phone_numbers: Any = None,
+        sql: str | None = None,
+        source_conn_id: str | None = None,
+        phone_column: str | None = None,
+        key_column: str | None = None,
+        default_region: str | None = None,
+        number_rules: Sequence[NumberRule | str] | None = None,
+        greenapi_conn_id: str = GreenApiHook.default_conn_name,
+        destination_conn_id: str | None = None,
+        destination_table: str | None = None,
+        usage_table: str = DEFAULT_USAGE_TABLE,
+        requests_per_second: float | None = None,
+        max_in_flight: int | None = None,
+        max_age: timedelta | float | None = timedelta(days=30),
+        max_age_not_exists: timedelta | float | None = timedelta(days=7),
+        max_checks: int | None = None,
+        dry_run: bool = False,
+        chunk_size: int = 1000,
+        max_xcom_results: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (phone_numbers is None) == (sql is None):
+            raise ValueError(
+                f"{self.task_id}: give exactly one source of numbers: phone_numbers (a list or an upstream "
+                "XCom) or sql with source_conn_id."
+            )
+        if sql is not None and not source_conn_id:
+            raise ValueError(f"{self.task_id}: sql needs source_conn_id, the connection to run it on.")
+        if sql is None and (source_conn_id or phone_column or key_column):
+            raise ValueError(
+                f"{self.task_id}: source_conn_id, phone_column and key_column only apply to a sql source."
+            )
+        if destination_table is not None and not destination_conn_id:
+            raise ValueError(f"{self.task_id}: destination_table needs destination_conn_id.")
+        for name in (destination_table, usage_table):
+            if name is not None and "{{" not in name:
+                quote_table_name(name)
+        # Fail at parse time on a bad region or rule, not after the run has started.
+        PhoneNumberNormalizer(default_region, _rules(number_rules))
+        self.phone_numbers = phone_numbers
+        self.sql = sql
+        self.source_conn_id = source_conn_id
+        self.phone_column = phone_column
+        self.key_column = key_column
+        self.default_region = default_region
+        self.number_rules = number_rules
+        self.greenapi_conn_id = greenapi_conn_id
+        self.destination_conn_id = destination_conn_id
+        self.destination_table = destination_table or (DEFAULT_DESTINATION_TABLE if destination_conn_id else None)
+        self.usage_table = usage_table
+        self.requests_per_second = requests_per_second
+        self.max_in_flight = max_in_flight
+        self.max_age = _as_timedelta(max_age, "max_age")
+        self.max_age_not_exists = _as_timedelta(max_age_not_exists, "max_age_not_exists")
+        self.max_checks = max_checks
+        self.dry_run_mode = dry_run  # BaseOperator.dry_run() is a method: keep the flag under another name
+        self.chunk_size = chunk_size
+        self.max_xcom_results = max_xcom_results
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = GreenApiHook(self.greenapi_conn_id)
+        normalizer = PhoneNumberNormalizer(self.default_region, _rules(self.number_rules))
+        options = CheckOptions(
+            freshness=Freshness(self.max_age, self.max_age_not_exists),
+            max_checks=None if self.max_checks in (None, "") else int(self.max_checks),
+            dry_run=self.dry_run_mode,
+            chunk_size=self.chunk_size,
+            results_limit=None if self.destination_conn_id else self.max_xcom_results,
+        )
+        dag_run = context.get("dag_run")
+        with ExitStack() as stack:
+            client = hook.get_client(requests_per_second=self.requests_per_second, max_in_flight=self.max_in_flight)
+            stack.callback(client.close)
+            store, ledger = self._open_store(stack, hook)
+            run_context = RunContext(
+                token=uuid.uuid4().hex,
+                instance_id=hook.id_instance,
+                dag_id=self.dag_id,
+                run_id=getattr(dag_run, "run_id", None),
+            )
+            checker = BulkChecker(client, store, normalizer, ledger=ledger, options=options, context=run_context)
+            inputs = self._inputs(stack, store)
+            try:
+                summary = checker.run(inputs)
+            except BulkCheckStopped as stopped:
+                context["ti"].xcom_push(key="summary", value=stopped.summary.to_dict())
+                raise
+        return summary.to_dict()
+
+    def _open_store(self, stack: ExitStack, hook: GreenApiHook) -> tuple[ResultsStore, UsageLedger | None]:
+        if not self.destination_conn_id:
+            memory = sqlite3.connect(":memory:")
+            stack.callback(memory.close)
+            if hook.monthly_quota is not None:
+                self.log.warning(
+                    "monthly_quota is set on %r but there is no destination_conn_id to keep the usage ledger "
+                    "in: the quota is not enforced.", self.greenapi_conn_id,
+                )
+            return ResultsStore(memory, Dialect.SQLITE, DEFAULT_DESTINATION_TABLE), None
+        db_hook, connection, dialect = open_warehouse(self.destination_conn_id)
+        stack.callback(connection.close)
+        assert self.destination_table is not None
+        store = ResultsStore(connection, dialect, self.destination_table)
+        ledger_connection = connect(db_hook, dialect)
+        stack.callback(ledger_connection.close)
+        ledger = UsageLedger(ledger_connection, dialect, hook.id_instance, hook.monthly_quota, self.usage_table)
+        return store, ledger
+
+    def _inputs(self, stack: ExitStack, store: ResultsStore) -> Iterator[InputRow]:
+        if self.sql is None:
+            return numbers_from_value(self.phone_numbers)
+        assert self.source_conn_id is not None
+        source_hook = get_db_hook(self.source_conn_id, "source")
+        same_sqlite = (
+            self.source_conn_id == self.destination_conn_id and store.dialect is Dialect.SQLITE
+        )
+        # One SQLite file read and written by two connections would lock itself: share the store's.
+        connection = store.connection if same_sqlite else source_hook.get_conn()
+        if not same_sqlite:
+            stack.callback(connection.close)
+        if source_hook.get_connection(self.source_conn_id).conn_type in ("postgres", "postgresql"):
+            cursor = connection.cursor(name="greenapi_source", withhold=True)  # server-side: streams rows
+        else:
+            cursor = connection.cursor()
+        stack.callback(cursor.close)
+        cursor.execute(self.sql)
+        return numbers_from_cursor(cursor, self.phone_column, self.key_column, self.chunk_size)
+
+
+def _rules(rules: Sequence[NumberRule | str] | None) -> list[NumberRule] | None:
+    if rules is None:
+        return None
+    try:
+        return [r if isinstance(r, NumberRule) else NumberRule[str(r).upper()] for r in rules]
+    except KeyError as error:
+        known = ", ".join(r.name for r in NumberRule)
+        raise ValueError(f"Unknown number rule {error.args[0]!r}; known rules: {known}.") from None

@@ -1,0 +1,111 @@
+"""What a bulk check produces: a status per number and a run summary."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class CheckStatus(str, enum.Enum):
+    """The stored status of a number.
+
+    ``error`` is a transient failure that survived the retries: the number's WhatsApp status is unknown
+    and it is checked again next run; it is never stored as ``not_exists``.
+    """
+
+    EXISTS = "exists"
+    NOT_EXISTS = "not_exists"
+    INVALID = "invalid"
+    ERROR = "error"
+    PENDING = "pending"
+
+    @property
+    def is_answer(self) -> bool:
+        return self in (CheckStatus.EXISTS, CheckStatus.NOT_EXISTS)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """The result of sending one normalised number to checkWhatsapp."""
+
+    phone_number: str
+    status: CheckStatus
+    checked_at: datetime
+    chat_id: str | None = None
+    detail: str | None = None
+
+    @property
+    def exists_whatsapp(self) -> bool | None:
+        return {CheckStatus.EXISTS: True, CheckStatus.NOT_EXISTS: False}.get(self.status)
+
+
+@dataclass
+class RunSummary:
+    """The task's XCom: small whatever the size of the input. Every input is in exactly one count of
+    ``duplicates``, ``invalid`` and the distinct valid numbers; each distinct valid number is in exactly one
+    of ``fresh``, ``exists``, ``not_exists``, ``rejected`` (valid here, refused by GREEN-API), ``error`` and
+    ``pending``."""
+
+    inputs: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    distinct_numbers: int = 0
+    fresh: int = 0
+    exists: int = 0
+    not_exists: int = 0
+    rejected: int = 0
+    error: int = 0
+    pending: int = 0
+    numbers_sent: int = 0
+    quota_spent: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    duration_seconds: float = 0.0
+    checks_per_second: float = 0.0
+    monthly_used: int | None = None
+    monthly_quota: int | None = None
+    monthly_left: int | None = None
+    stopped_reason: str | None = None
+    dry_run: bool = False
+    instance_id: str | None = None
+    destination_table: str | None = None
+    results: list[dict[str, Any]] | None = field(default=None)
+
+    def count_outcome(self, status: CheckStatus) -> None:
+        """Count the outcome of one number sent to checkWhatsapp."""
+        name = "rejected" if status is CheckStatus.INVALID else status.value
+        setattr(self, name, getattr(self, name) + 1)
+
+    @property
+    def checked(self) -> int:
+        """Numbers sent to checkWhatsapp that got an outcome in this run."""
+        return self.exists + self.not_exists + self.rejected + self.error
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.results is None:
+            data.pop("results")
+        return data
+
+    def describe(self) -> str:
+        """One line for the task log."""
+        parts = [
+            f"{self.inputs} inputs",
+            f"{self.distinct_numbers} distinct valid numbers",
+            f"{self.duplicates} duplicates",
+            f"{self.invalid} invalid",
+            f"{self.fresh} fresh (not re-checked)",
+            f"{self.exists} on WhatsApp",
+            f"{self.not_exists} not on WhatsApp",
+            f"{self.rejected} rejected by GREEN-API",
+            f"{self.error} errors (retried next run)",
+            f"{self.pending} pending (checked first next run)",
+        ]
+        quota = f"quota spent: {self.quota_spent} checkWhatsapp calls"
+        if self.monthly_left is not None:
+            quota += f", {self.monthly_left} of {self.monthly_quota} left this month"
+        elif self.monthly_used is not None:
+            quota += f", {self.monthly_used} used this month"
+        return "; ".join(parts) + f". {quota}."

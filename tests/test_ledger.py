@@ -1,0 +1,89 @@
+"""The monthly usage ledger on real SQLite and PostgreSQL, including concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from airflow_provider_greenapi.errors import QuotaBudgetExhausted
+from airflow_provider_greenapi.ledger import UsageLedger
+from airflow_provider_greenapi.store import Dialect
+
+
+def make_ledger(warehouse, quota=None, clock=None, thread_safe=False):
+    if thread_safe and warehouse.dialect is Dialect.SQLITE:
+        import sqlite3
+
+        path = warehouse.connect().execute("PRAGMA database_list").fetchone()[2]
+        connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    else:
+        connection = warehouse.connect()
+    kwargs = {"clock": clock} if clock else {}
+    ledger = UsageLedger(connection, warehouse.dialect, "1101000001", quota, **kwargs)
+    ledger.ensure_table()
+    return ledger
+
+
+def test_calls_are_counted_per_month(warehouse):
+    month = [datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc)]
+    ledger = make_ledger(warehouse, clock=lambda: month[0])
+    for _ in range(3):
+        ledger.reserve_call()
+    assert ledger.usage().calls == 3 and ledger.usage().month == "2026-11"
+    month[0] = datetime(2026, 12, 1, 0, 0, tzinfo=timezone.utc)  # the quota resets on the 1st
+    ledger.reserve_call()
+    assert (ledger.usage().month, ledger.usage().calls) == ("2026-12", 1)
+
+
+def test_the_monthly_quota_is_never_crossed(warehouse):
+    ledger = make_ledger(warehouse, quota=2)
+    ledger.reserve_call()
+    ledger.reserve_call()
+    with pytest.raises(QuotaBudgetExhausted, match="2 of 2"):
+        ledger.reserve_call()
+    usage = ledger.usage()
+    assert (usage.calls, usage.left) == (2, 0)
+
+
+def test_a_466_updates_the_ledger_and_then_caps_it(warehouse):
+    ledger = make_ledger(warehouse)
+    ledger.reserve_call()
+    ledger.record_reported(used=100, total=100)
+    usage = ledger.usage()
+    assert (usage.calls, usage.reported_used, usage.reported_total, usage.quota) == (100, 100, 100, 100)
+    with pytest.raises(QuotaBudgetExhausted):
+        ledger.reserve_call()
+
+
+def test_two_ledgers_share_one_count(warehouse):
+    first, second = make_ledger(warehouse, quota=3), make_ledger(warehouse, quota=3)
+    first.reserve_call()
+    second.reserve_call()
+    first.reserve_call()
+    with pytest.raises(QuotaBudgetExhausted):
+        second.reserve_call()
+    assert first.usage().calls == 3
+
+
+def test_concurrent_reservations_are_exact(warehouse):
+    ledgers = [make_ledger(warehouse, quota=150, thread_safe=True) for _ in range(3)]
+    granted = []
+    refused = []
+
+    def spend(ledger):
+        for _ in range(60):
+            try:
+                ledger.reserve_call()
+                granted.append(1)
+            except QuotaBudgetExhausted:
+                refused.append(1)
+
+    threads = [threading.Thread(target=spend, args=(ledger,)) for ledger in ledgers for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(granted) == 150 and len(refused) == 6 * 60 - 150
+    assert ledgers[0].usage().calls == 150

@@ -1,0 +1,177 @@
+"""The results table on real SQLite and PostgreSQL: schema, staging, freshness, the queue, idempotence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_greenapi.numbers import NormalizedNumber
+from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
+from airflow_provider_greenapi.store import (
+    Freshness,
+    ResultsStore,
+    RunContext,
+    StagedInput,
+    quote_table_name,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+
+def valid(digits: str, raw: str | None = None) -> NormalizedNumber:
+    return NormalizedNumber(raw=raw or digits, digits=digits, reason=None)
+
+
+def invalid(raw: str, reason: str = "too short") -> NormalizedNumber:
+    return NormalizedNumber(raw=raw, digits=None, reason=reason)
+
+
+@pytest.fixture
+def store(warehouse):
+    connection = warehouse.connect()
+    results = ResultsStore(connection, warehouse.dialect, "whatsapp_checks")
+    results.ensure_table()
+    yield results
+    connection.close()
+
+
+def rows(store: ResultsStore) -> dict[tuple[str, str], dict]:
+    cursor = store.connection.cursor()
+    cursor.execute("SELECT phone_number, source_key, status, exists_whatsapp, queued_at, checked_at, detail "
+                   "FROM whatsapp_checks")
+    names = [d[0] for d in cursor.description]
+    found = {(r[0], r[1]): dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
+    store.connection.commit()
+    return found
+
+
+def run(store: ResultsStore, inputs: list[StagedInput], token: str, now: datetime = NOW,
+        freshness: Freshness | None = None):
+    counts = store.stage(inputs, RunContext(token, "1101"), freshness or Freshness(), now)
+    store.commit()
+    return counts
+
+
+def answer(store: ResultsStore, outcomes: list[CheckOutcome], token: str) -> None:
+    store.write_outcomes(outcomes, RunContext(token, "1101"), NOW)
+    store.commit()
+
+
+def test_staging_counts_every_input_once(store):
+    inputs = [StagedInput(valid("79001234567")), StagedInput(valid("79001234567", "+7 900 123-45-67")),
+              StagedInput(invalid("12")), StagedInput(invalid("12")), StagedInput(valid("4915112345678"))]
+    counts = run(store, inputs, "run-1")
+    assert (counts.inputs, counts.duplicates, counts.invalid) == (5, 2, 1)
+    assert store.count_staged("run-1") == (2, 2)
+    stored = rows(store)
+    assert stored[("12", "")]["status"] == "invalid"
+    assert stored[("12", "")]["detail"] == "too short"
+    assert stored[("79001234567", "")]["status"] == "pending"
+    assert stored[("79001234567", "")]["queued_at"] is not None
+
+
+def test_duplicates_across_chunks_are_found_in_the_table(store):
+    run(store, [StagedInput(valid("79001234567"))], "run-1")
+    counts = run(store, [StagedInput(valid("79001234567")), StagedInput(valid("79001234567"), "contact-9")],
+                 "run-1")
+    assert counts.duplicates == 1  # same number and key; another key is another row
+    assert store.count_staged("run-1") == (1, 1)
+
+
+def test_queue_is_distinct_and_oldest_first(store):
+    run(store, [StagedInput(valid("79000000002"))], "old-run", now=NOW - timedelta(days=1))
+    run(store, [StagedInput(valid("79000000001"), "a"), StagedInput(valid("79000000001"), "b"),
+                StagedInput(valid("79000000002")), StagedInput(valid("79000000003"))], "run-2")
+    pages = list(store.queued_numbers("run-2", page_size=2))
+    flat = [n for page in pages for n in page]
+    assert flat[0] == "79000000002"  # queued by an earlier run: taken first
+    assert sorted(set(flat)) == ["79000000001", "79000000002", "79000000003"]
+    assert len(flat) == 3
+
+
+def test_answers_clear_the_queue_and_errors_keep_the_last_answer(store):
+    run(store, [StagedInput(valid("79000000001"), "a"), StagedInput(valid("79000000001"), "b"),
+                StagedInput(valid("79000000002"))], "run-1")
+    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW, chat_id="x@c.us"),
+                   CheckOutcome("79000000002", CheckStatus.NOT_EXISTS, NOW)], "run-1")
+    assert store.count_staged("run-1") == (2, 0)
+    later = NOW + timedelta(days=40)  # both answers are stale now
+    run(store, [StagedInput(valid("79000000001"), "a"), StagedInput(valid("79000000002"))], "run-2", now=later)
+    answer(store, [CheckOutcome("79000000001", CheckStatus.ERROR, later, detail="HTTP 502")], "run-2")
+    stored = rows(store)
+    assert stored[("79000000001", "a")]["status"] == "error"
+    assert bool(stored[("79000000001", "a")]["exists_whatsapp"]) is True  # the last known answer stays
+    assert stored[("79000000001", "a")]["detail"] == "HTTP 502"
+    assert stored[("79000000001", "b")]["status"] == "exists"  # not staged by run-2, not queued: untouched
+    assert stored[("79000000002", "")]["status"] == "not_exists"  # still queued in run-2
+    assert stored[("79000000002", "")]["queued_at"] is not None
+
+
+def test_fresh_answers_are_not_queued_and_are_copied_to_new_keys(store):
+    run(store, [StagedInput(valid("79000000001"), "a"), StagedInput(valid("79000000002"))], "run-1")
+    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW),
+                   CheckOutcome("79000000002", CheckStatus.NOT_EXISTS, NOW)], "run-1")
+    soon = NOW + timedelta(days=3)
+    run(store, [StagedInput(valid("79000000001"), "new-contact"), StagedInput(valid("79000000002"))], "run-2",
+        now=soon)
+    assert store.count_staged("run-2") == (2, 0)
+    assert rows(store)[("79000000001", "new-contact")]["status"] == "exists"
+    # not_exists answers age faster (7 days by default): after 8 days only that one is re-queued
+    run(store, [StagedInput(valid("79000000001"), "a"), StagedInput(valid("79000000002"))], "run-3",
+        now=NOW + timedelta(days=8))
+    assert list(store.queued_numbers("run-3")) == [["79000000002"]]
+
+
+def test_error_and_invalid_are_never_fresh(store):
+    run(store, [StagedInput(valid("79000000001"))], "run-1")
+    answer(store, [CheckOutcome("79000000001", CheckStatus.ERROR, NOW, detail="timeout")], "run-1")
+    run(store, [StagedInput(valid("79000000001"))], "run-2")
+    assert store.count_staged("run-2") == (1, 1)
+
+
+def test_no_freshness_means_always_checked(store):
+    run(store, [StagedInput(valid("79000000001"))], "run-1")
+    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW)], "run-1")
+    run(store, [StagedInput(valid("79000000001"))], "run-2", freshness=Freshness(None, None))
+    assert store.count_staged("run-2") == (1, 1)
+
+
+def test_rerun_replaces_rows_never_duplicates(store):
+    for token in ("run-1", "run-2"):
+        run(store, [StagedInput(valid("79000000001")), StagedInput(invalid("abc"))], token,
+            freshness=Freshness(None, None))
+        answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW)], token)
+    cursor = store.connection.cursor()
+    cursor.execute("SELECT COUNT(*) FROM whatsapp_checks")
+    assert cursor.fetchone()[0] == 2
+
+
+def test_an_incompatible_existing_table_is_refused(warehouse):
+    connection = warehouse.connect()
+    connection.cursor().execute("CREATE TABLE whatsapp_checks (id INTEGER, phone TEXT)")
+    connection.commit()
+    with pytest.raises(ValueError, match="lacks the columns phone_number"):
+        ResultsStore(connection, warehouse.dialect, "whatsapp_checks").ensure_table()
+    connection.close()
+
+
+@pytest.mark.parametrize("name", ["checks; DROP TABLE x", "a.b.c", "1abc", "", "checks--", 'x"y', "a b"])
+def test_table_names_must_be_plain_identifiers(name):
+    with pytest.raises(ValueError, match="not a plain identifier"):
+        quote_table_name(name)
+
+
+def test_schema_qualified_names_are_quoted():
+    assert quote_table_name("analytics.whatsapp_checks") == '"analytics"."whatsapp_checks"'
+
+
+def test_staged_rows_for_the_xcom(store):
+    run(store, [StagedInput(valid("79000000001"), "k1"), StagedInput(invalid("x"))], "run-1")
+    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW, chat_id="1@c.us")], "run-1")
+    result = {r["phone_number"]: r for r in store.staged_rows("run-1", 10)}
+    assert result["79000000001"]["exists_whatsapp"] is True
+    assert result["79000000001"]["source_key"] == "k1"
+    assert result["79000000001"]["checked_at"].startswith("2026-11-28T12:00")
+    assert result["x"]["status"] == "invalid"
+    assert len(store.staged_rows("run-1", 1)) == 1
