@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 InputRow = tuple[object, str]  # (the raw phone number, the source key or "")
@@ -23,12 +23,23 @@ def numbers_from_value(value: object) -> Iterator[InputRow]:
         yield number, ""
 
 
-def numbers_from_cursor(
-    cursor: Any, phone_column: str | None = None, key_column: str | None = None, chunk_size: int = 1000
+def numbers_from_query(
+    open_cursor: Callable[[], Any], sql: str, phone_column: str | None = None, key_column: str | None = None,
+    chunk_size: int = 1000,
 ) -> Iterator[InputRow]:
-    """Inputs from an executed DB-API cursor, fetched ``chunk_size`` rows at a time. The phone number is
-    ``phone_column`` (default: the first column); the source key is ``key_column`` when given. Other
-    columns are ignored; NULL numbers arrive as None (and are reported invalid)."""
+    """Inputs from the rows of ``sql``, fetched ``chunk_size`` rows at a time. The query runs when the
+    first input is asked for, and its cursor is closed when the rows are exhausted (an open read would hold
+    a SQLite file's lock). The phone number is ``phone_column`` (default: the first column); the source key
+    is ``key_column`` when given. Other columns are ignored; NULL numbers arrive as None (reported invalid)."""
+    cursor = open_cursor()
+    try:
+        cursor.execute(sql)
+        yield from _rows(cursor, phone_column, key_column, chunk_size)
+    finally:
+        cursor.close()
+
+
+def _rows(cursor: Any, phone_column: str | None, key_column: str | None, chunk_size: int) -> Iterator[InputRow]:
     names = [str(d[0]).lower() for d in cursor.description or ()]
 
     def position(column: str, role: str) -> int:

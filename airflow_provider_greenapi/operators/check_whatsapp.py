@@ -15,7 +15,7 @@ from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, Che
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.ledger import DEFAULT_USAGE_TABLE, UsageLedger
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
-from airflow_provider_greenapi.sources import InputRow, numbers_from_cursor, numbers_from_value
+from airflow_provider_greenapi.sources import InputRow, numbers_from_query, numbers_from_value
 from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore, RunContext, quote_table_name
 from airflow_provider_greenapi.warehouse import connect, get_db_hook, open_warehouse
 
@@ -170,13 +170,11 @@ class CheckWhatsappOperator(BaseOperator):
         if not same_sqlite:
             stack.callback(connection.close)
         if source_hook.get_connection(self.source_conn_id).conn_type in ("postgres", "postgresql"):
-            cursor = connection.cursor(name="greenapi_source", withhold=True)  # server-side: streams rows
+            def open_cursor() -> Any:  # server-side, so that rows stream instead of loading at once
+                return connection.cursor(name="greenapi_source", withhold=True)
         else:
-            cursor = connection.cursor()
-        stack.callback(cursor.close)
-        cursor.execute(self.sql)
-        return numbers_from_cursor(cursor, self.phone_column, self.key_column, self.chunk_size)
-
+            open_cursor = connection.cursor
+        return numbers_from_query(open_cursor, self.sql, self.phone_column, self.key_column, self.chunk_size)
 
 def _rules(rules: Sequence[NumberRule | str] | None) -> list[NumberRule] | None:
     if rules is None:

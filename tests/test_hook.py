@@ -1,0 +1,143 @@
+"""GreenApiHook: Airflow discovers it, its form reaches the UI, and its Test button works for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_greenapi import get_provider_info
+from airflow_provider_greenapi.hooks.greenapi import GreenApiConnectionError, GreenApiHook
+from tests.conftest import ID_INSTANCE, TOKEN, greenapi_connection
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def airflow_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([AIRFLOW, *args], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, **(env or {})})
+
+
+def test_provider_info_names_the_distribution():
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-greenapi"
+    assert info["connection-types"][0]["hook-class-name"] == "airflow_provider_greenapi.hooks.greenapi.GreenApiHook"
+
+
+def test_airflow_lists_the_provider_and_the_connection_type():
+    providers = airflow_cli("providers", "list", "-o", "json")
+    assert providers.returncode == 0, providers.stderr
+    assert "airflow-provider-greenapi" in {p["package_name"] for p in json.loads(providers.stdout)}
+    hooks = airflow_cli("providers", "hooks", "-o", "json")
+    assert hooks.returncode == 0, hooks.stderr
+    greenapi = [h for h in json.loads(hooks.stdout) if h["connection_type"] == "greenapi"]
+    assert greenapi and greenapi[0]["class"] == "airflow_provider_greenapi.hooks.greenapi.GreenApiHook"
+
+
+def test_the_ui_receives_the_connection_form():
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    meta = {m.connection_type: m for m in HookMetaService.hook_meta_data()}["greenapi"]
+    assert meta.hook_name == "GREEN-API"
+    fields = meta.standard_fields
+    assert fields.host.title == "API URL (apiUrl)" and fields.host.placeholder == "https://api.green-api.com"
+    assert fields.login.title == "Instance ID (idInstance)"
+    assert fields.password.title == "API token (apiTokenInstance)"
+    assert fields.port.hidden and fields.url_schema.hidden
+    extras = meta.extra_fields
+    assert set(extras) == {"timeout", "requests_per_second", "max_in_flight", "max_retries", "retry_backoff",
+                           "monthly_quota"}
+    assert extras["requests_per_second"]["schema"]["maximum"] == 10
+    assert extras["max_in_flight"]["value"] == 4
+    assert extras["timeout"]["schema"]["title"] == "Timeout (seconds)"
+
+
+def test_hook_reads_the_connection_lazily(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_NOWHERE", raising=False)
+    hook = GreenApiHook("nowhere")  # no connection, no network at construction
+    assert hook.greenapi_conn_id == "nowhere"
+
+
+def test_hook_builds_a_client_from_the_connection(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT",
+                       greenapi_connection(emulator, requests_per_second="7", max_in_flight=2, monthly_quota=100))
+    hook = GreenApiHook()
+    client = hook.get_client(max_in_flight=3)
+    assert (client.api_url, client.id_instance) == (emulator.base_url, ID_INSTANCE)
+    assert client.settings.requests_per_second == 7.0 and client.settings.max_in_flight == 3
+    assert hook.monthly_quota == 100
+    assert TOKEN not in repr(client) and TOKEN not in repr(hook.client_settings())
+
+
+def test_prefixed_extras_from_older_forms_are_read(emulator, monkeypatch):
+    conn = json.loads(greenapi_connection(emulator))
+    conn["extra"] = {"extra__greenapi__timeout": 12}
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", json.dumps(conn))
+    assert GreenApiHook().client_settings().timeout == 12
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"login": ""}, "instance ID"),
+    ({"login": "abc"}, "digits only"),
+    ({"password": ""}, "API token"),
+    ({"host": "ftp://x"}, "API URL"),
+    ({"conn_type": "http"}, "not 'greenapi'"),
+    ({"extra": {"timeout": "soon"}}, "must be a number"),
+    ({"extra": {"requests_per_second": 50}}, "at most 10"),
+])
+def test_a_bad_connection_gets_a_clear_error(emulator, monkeypatch, change, message):
+    conn = {**json.loads(greenapi_connection(emulator)), **change}
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", json.dumps(conn))
+    with pytest.raises(GreenApiConnectionError, match=message) as raised:
+        GreenApiHook().get_client()
+    assert TOKEN not in str(raised.value)
+
+
+@pytest.mark.parametrize(("setup", "ok", "expected"), [
+    ("authorized", True, "is authorized and ready"),
+    ("wrong_token", False, "apiTokenInstance"),
+    ("unknown_instance", False, "idInstance"),
+    ("notAuthorized", False, "scan the QR code"),
+    ("starting", False, "starting"),
+])
+def test_test_connection_through_the_emulator(emulator, monkeypatch, setup, ok, expected):
+    token, instance = TOKEN, ID_INSTANCE
+    if setup == "wrong_token":
+        token = "wrong-token-000000"
+    elif setup == "unknown_instance":
+        instance = "9999999999"
+    elif setup != "authorized":
+        emulator.set_state(ID_INSTANCE, setup)
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emulator, instance, token))
+    success, message = GreenApiHook().test_connection()
+    assert (success, expected in message) == (ok, True), message
+    assert TOKEN not in message and token not in message
+    assert emulator.counters(instance if setup != "unknown_instance" else ID_INSTANCE).count("checkWhatsapp") == 0
+
+
+@pytest.mark.parametrize(("setup", "ok", "expected"), [
+    ("authorized", True, ""),
+    ("wrong_token", False, "apiTokenInstance"),
+    ("unknown_instance", False, "idInstance"),
+    ("notAuthorized", False, "scan the QR code"),
+])
+def test_airflow_connections_test_cli(emulator, setup, ok, expected):
+    token, instance = TOKEN, ID_INSTANCE
+    if setup == "wrong_token":
+        token = "wrong-token-000000"
+    elif setup == "unknown_instance":
+        instance = "9999999999"
+    elif setup == "notAuthorized":
+        emulator.set_state(ID_INSTANCE, "notAuthorized")
+    result = airflow_cli("connections", "test", "greenapi_default", env={
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW_CONN_GREENAPI_DEFAULT": greenapi_connection(emulator, instance, token),
+    })
+    output = result.stdout + result.stderr
+    assert ("Connection success!" in output) is ok, output
+    assert ok or expected in output  # the CLI prints the message of a failure only
+    assert TOKEN not in output
