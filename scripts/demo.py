@@ -150,7 +150,7 @@ def run_airflow(env: dict[str, str], *args: str, log_name: str) -> None:
 
 
 def emulator_calls(api_url: str) -> int:
-    with urllib.request.urlopen(f"{api_url}/__emulator__/instances/{ID_INSTANCE}/counters", timeout=5) as reply:  # noqa: S310
+    with urllib.request.urlopen(f"{api_url}/__emulator__/instances/{ID_INSTANCE}/counters", timeout=5) as reply:
         counters = json.load(reply)
     return sum(int(n) for n in counters["calls"].get("checkWhatsapp", {}).values())
 
