@@ -56,4 +56,4 @@ with DAG(
               + (f"; {summary['monthly_left']} left this month" if summary.get("monthly_left") is not None else ""))
         return counts
 
-    report(check_contacts.output)
+    report(check_contacts.output)  # type: ignore[arg-type]  # an XComArg resolves to the dict at run time
