@@ -39,6 +39,7 @@ with DAG(
         destination_table="whatsapp_checks",
         max_age=timedelta(days=30),  # a "has WhatsApp" answer is re-checked after 30 days
         max_age_not_exists=timedelta(days=7),  # people join WhatsApp: re-check a "no" after a week
+        emit_asset=True,  # DAGs scheduled on results_table_asset(...) run after each check (see below)
         retries=2,  # a rerun resumes: what was stored is not checked again
         retry_delay=timedelta(minutes=5),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
@@ -9,7 +10,7 @@ from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, CheckOptions
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
@@ -20,6 +21,16 @@ from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore, Ru
 from airflow_provider_greenapi.warehouse import connect, get_db_hook, open_warehouse
 
 DEFAULT_DESTINATION_TABLE = "whatsapp_checks"
+_FROM_TABLE = re.compile(r"\bfrom\s+([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)", re.IGNORECASE)
+
+
+def results_table_asset(destination_conn_id: str, destination_table: str = DEFAULT_DESTINATION_TABLE) -> Asset:
+    """The Asset of a results table, for ``emit_asset=True`` and for DAGs scheduled on it."""
+    return Asset(
+        name=f"greenapi_results.{destination_conn_id}.{destination_table}",
+        uri=f"x-greenapi-results://{destination_conn_id}/{destination_table}",
+        group="greenapi",
+    )
 
 
 def _as_timedelta(value: timedelta | float | None, name: str) -> timedelta | None:
@@ -67,6 +78,7 @@ class CheckWhatsappOperator(BaseOperator):
         dry_run: bool = False,
         chunk_size: int = 1000,
         max_xcom_results: int = 1000,
+        emit_asset: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -107,6 +119,12 @@ class CheckWhatsappOperator(BaseOperator):
         self.dry_run_mode = dry_run  # BaseOperator.dry_run() is a method: keep the flag under another name
         self.chunk_size = chunk_size
         self.max_xcom_results = max_xcom_results
+        if emit_asset:
+            if not destination_conn_id or self.destination_table is None or "{{" in self.destination_table:
+                raise ValueError(
+                    f"{self.task_id}: emit_asset needs destination_conn_id and a literal destination_table."
+                )
+            self.outlets = [*self.outlets, results_table_asset(destination_conn_id, self.destination_table)]
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = GreenApiHook(self.greenapi_conn_id)
@@ -136,7 +154,36 @@ class CheckWhatsappOperator(BaseOperator):
             except BulkCheckStopped as stopped:
                 context["ti"].xcom_push(key="summary", value=stopped.summary.to_dict())
                 raise
-        return summary.to_dict()
+        result = summary.to_dict()
+        self._attach_to_asset_events(context, result)
+        return result
+
+    def _attach_to_asset_events(self, context: Context, summary: dict[str, Any]) -> None:
+        """Each outlet's asset event carries the run's counts, so consumers see what changed."""
+        if not self.outlets:
+            return
+        extra = {k: v for k, v in summary.items() if k != "results"}
+        events = context["outlet_events"]
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                events[outlet].extra.update(extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage for OpenLineage: the source table (when the query reads one) and the results table.
+        OpenLineage is optional: without it this returns None."""
+        try:
+            from airflow.providers.openlineage.extractors import OperatorLineage
+            from openlineage.client.event_v2 import Dataset
+        except ImportError:
+            return None
+        inputs = []
+        source = _FROM_TABLE.search(self.sql or "")
+        if source and self.source_conn_id:
+            inputs.append(Dataset(*_lineage_name(self.source_conn_id, source.group(1))))
+        outputs = []
+        if self.destination_conn_id and self.destination_table:
+            outputs.append(Dataset(*_lineage_name(self.destination_conn_id, self.destination_table)))
+        return OperatorLineage(inputs=inputs, outputs=outputs)
 
     def _open_store(self, stack: ExitStack, hook: GreenApiHook) -> tuple[ResultsStore, UsageLedger | None]:
         if not self.destination_conn_id:
@@ -184,3 +231,16 @@ def _rules(rules: Sequence[NumberRule | str] | None) -> list[NumberRule] | None:
     except KeyError as error:
         known = ", ".join(r.name for r in NumberRule)
         raise ValueError(f"Unknown number rule {error.args[0]!r}; known rules: {known}.") from None
+
+
+def _lineage_name(conn_id: str, table: str) -> tuple[str, str]:
+    """(namespace, name) of a table as OpenLineage names datasets for the connection's database."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.conn_type in ("postgres", "postgresql"):
+        schema, _, name = table.rpartition(".")
+        return f"postgres://{conn.host}:{conn.port or 5432}", f"{conn.schema or 'postgres'}.{schema or 'public'}.{name}"
+    if conn.conn_type == "sqlite":
+        return f"sqlite://{conn.host}", table
+    return f"{conn.conn_type}://{conn.host or conn_id}", table
