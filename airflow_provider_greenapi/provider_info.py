@@ -72,6 +72,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_greenapi.operators.check_whatsapp"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "GREEN-API",
+                "python-modules": ["airflow_provider_greenapi.sensors.instance_state"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "GREEN-API",
+                "python-modules": ["airflow_provider_greenapi.triggers.instance_state"],
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "greenapi",
