@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -161,11 +162,18 @@ class BulkChecker:
                 log.info("Dry run: would send %d numbers to checkWhatsapp; nothing was sent or stored.",
                          min(budget, queued))
                 return summary
-            failure = self._drain(budget, queued, summary)
+            try:
+                failure = self._drain(budget, queued, summary)
+                _, summary.pending = self.store.count_staged(self.context.token)
+            except Exception as error:
+                raise RuntimeError(
+                    f"The run stopped on an error of the warehouse: {error}. The {summary.checked} numbers "
+                    "checked until then are stored, except at most the last uncommitted chunk; rerun the task "
+                    "to resume (numbers already answered are not checked again)."
+                ) from error
         finally:
             if self.options.dry_run:
                 self.store.rollback()
-        _, summary.pending = self.store.count_staged(self.context.token)
         self._finish(summary, started)
         if self.options.results_limit is not None:
             summary.results = self.store.staged_rows(self.context.token, self.options.results_limit)
@@ -239,51 +247,58 @@ class BulkChecker:
             last_commit = time.monotonic()
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="greenapi-check") as pool:
-            while True:
-                while failure is None and submitted < budget and len(in_flight) < 2 * workers:
-                    number = next(numbers, None)
-                    if number is None:
+            try:
+                while True:
+                    while failure is None and submitted < budget and len(in_flight) < 2 * workers:
+                        number = next(numbers, None)
+                        if number is None:
+                            break
+                        in_flight[pool.submit(self._check_one, number)] = number
+                        uncommitted.add(number)
+                        submitted += 1
+                    if not in_flight:
                         break
-                    in_flight[pool.submit(self._check_one, number)] = number
-                    uncommitted.add(number)
-                    submitted += 1
-                if not in_flight:
-                    break
-                done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    number = in_flight.pop(future)
-                    result = future.result()
-                    if isinstance(result, _Stop):
-                        uncommitted.discard(number)  # still queued: the next run takes it first
-                        if failure is None and not isinstance(result.error, QuotaBudgetExhausted):
-                            failure = result.error
-                        elif failure is None:
-                            summary.stopped_reason = str(result.error)
-                            submitted = budget  # own budget reached: stop quietly
-                        continue
-                    buffer.append(result)
-                    summary.count_outcome(result.status)
-                    consecutive_errors = consecutive_errors + 1 if result.status is CheckStatus.ERROR else 0
-                    if consecutive_errors >= self.options.max_consecutive_errors and failure is None:
-                        failure = GreenApiError(
-                            f"{consecutive_errors} numbers in a row failed after retries; GREEN-API or the "
-                            "network seems down"
-                        )
-                if failure is not None:
-                    for future in list(in_flight):
-                        if future.cancel():
-                            uncommitted.discard(in_flight.pop(future))
-                now = time.monotonic()
-                if len(buffer) >= self.options.chunk_size or now - last_commit >= self.options.commit_interval:
-                    flush()
-                if now - last_progress >= self.options.progress_interval:
-                    self._log_progress(summary, target, now - started)
-                    last_progress = now
-                if failure is None and watch.failure is not None:
-                    failure = watch.failure
-            flush()
-        watch.stop()
-        numbers.close()
+                    done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        number = in_flight.pop(future)
+                        result = future.result()
+                        if isinstance(result, _Stop):
+                            uncommitted.discard(number)  # still queued: the next run takes it first
+                            if failure is None and not isinstance(result.error, QuotaBudgetExhausted):
+                                failure = result.error
+                            elif failure is None:
+                                summary.stopped_reason = str(result.error)
+                                submitted = budget  # own budget reached: stop quietly
+                            continue
+                        buffer.append(result)
+                        summary.count_outcome(result.status)
+                        consecutive_errors = consecutive_errors + 1 if result.status is CheckStatus.ERROR else 0
+                        if consecutive_errors >= self.options.max_consecutive_errors and failure is None:
+                            failure = GreenApiError(
+                                f"{consecutive_errors} numbers in a row failed after retries; GREEN-API or the "
+                                "network seems down"
+                            )
+                    if failure is not None:
+                        for future in list(in_flight):
+                            if future.cancel():
+                                uncommitted.discard(in_flight.pop(future))
+                    now = time.monotonic()
+                    if len(buffer) >= self.options.chunk_size or now - last_commit >= self.options.commit_interval:
+                        flush()
+                    if now - last_progress >= self.options.progress_interval:
+                        self._log_progress(summary, target, now - started)
+                        last_progress = now
+                    if failure is None and watch.failure is not None:
+                        failure = watch.failure
+                flush()
+            except BaseException:
+                for future in in_flight:  # a failure of our own side: send nothing more
+                    future.cancel()
+                raise
+            finally:
+                watch.stop()
+                with contextlib.suppress(Exception):  # the database may be the thing that failed
+                    numbers.close()
         elapsed = time.monotonic() - started
         summary.checks_per_second = round(summary.checked / elapsed, 2) if elapsed > 0 else 0.0
         if failure is not None:

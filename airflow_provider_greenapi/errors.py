@@ -24,8 +24,8 @@ class GreenApiError(Exception):
     def __str__(self) -> str:
         where = f"{self.method}: " if self.method else ""
         status = f"HTTP {self.status_code} " if self.status_code is not None else ""
-        hint = f" {self.hint}" if self.hint else ""
-        return f"{where}{status}{self.detail}.{hint}".replace("..", ".")
+        detail = self.detail if self.detail.endswith((".", "!", "?")) else f"{self.detail}."
+        return f"{where}{status}{detail}" + (f" {self.hint}" if self.hint else "")
 
 
 class GreenApiCredentialsError(GreenApiError):

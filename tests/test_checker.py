@@ -4,85 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, CheckOptions
-from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
-from airflow_provider_greenapi.emulator import FaultPlan, NumbersRule
-from airflow_provider_greenapi.ledger import UsageLedger
-from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
+from airflow_provider_greenapi.checker import BulkCheckStopped
+from airflow_provider_greenapi.emulator import FaultPlan
 from airflow_provider_greenapi.results import CheckStatus
-from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore
-from tests.conftest import ID_INSTANCE, TOKEN
+from airflow_provider_greenapi.store import Freshness
+from tests.conftest import ID_INSTANCE
+from tests.harness import Harness, assert_invariants
 
 NUMBERS = [f"7900{i:07d}" for i in range(12)]
-
-
-class Harness:
-    """A checker wired to the emulator and a warehouse, run like the operator runs it."""
-
-    def __init__(self, emulator, warehouse, monthly_quota=None, **settings):
-        self.emulator = emulator
-        self.warehouse = warehouse
-        self.monthly_quota = monthly_quota
-        self.settings = {"requests_per_second": 10, "max_in_flight": 4, "retry_backoff": 0.01,
-                         "timeout": 2, **settings}
-
-    def run(self, values, **options):
-        client = GreenApiClient(self.emulator.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings))
-        store_connection = self.warehouse.connect()
-        ledger_connection = self._thread_safe_connection()
-        store = ResultsStore(store_connection, self.warehouse.dialect, "whatsapp_checks")
-        ledger = UsageLedger(ledger_connection, self.warehouse.dialect, ID_INSTANCE, self.monthly_quota)
-        checker = BulkChecker(client, store, PhoneNumberNormalizer(), ledger=ledger,
-                              options=CheckOptions(**{"state_poll_interval": 0.2, **options}))
-        try:
-            return checker.run([(v, "") for v in values])
-        finally:
-            client.close()
-            store_connection.close()
-            ledger_connection.close()
-
-    def _thread_safe_connection(self):
-        if self.warehouse.dialect is Dialect.SQLITE:
-            import sqlite3
-
-            path = self.warehouse.connect().execute("PRAGMA database_list").fetchone()[2]
-            return sqlite3.connect(path, timeout=30, check_same_thread=False)
-        return self.warehouse.connect()
-
-    def table(self):
-        connection = self.warehouse.connect()
-        cursor = connection.cursor()
-        cursor.execute("SELECT phone_number, status, exists_whatsapp, queued_at FROM whatsapp_checks")
-        found = {r[0]: r for r in cursor.fetchall()}
-        connection.close()
-        return found
-
-    def ledger_calls(self):
-        connection = self.warehouse.connect()
-        cursor = connection.cursor()
-        cursor.execute("SELECT calls FROM greenapi_usage")
-        row = cursor.fetchone()
-        connection.close()
-        return row[0] if row else 0
 
 
 @pytest.fixture
 def harness(emulator, warehouse):
     return Harness(emulator, warehouse)
-
-
-def assert_invariants(harness, summary):
-    """Every input accounted for; no row duplicated; the ledger equals the emulator's counters."""
-    assert summary.inputs == summary.duplicates + summary.invalid + (
-        summary.inputs - summary.duplicates - summary.invalid)
-    assert summary.distinct_numbers == (summary.fresh + summary.exists + summary.not_exists + summary.rejected
-                                        + summary.error + summary.pending)
-    counters = harness.emulator.counters(ID_INSTANCE)
-    assert harness.ledger_calls() == counters.count("checkWhatsapp")
-    truth = NumbersRule()
-    for number, status, exists, _ in harness.table().values():
-        if status in ("exists", "not_exists"):
-            assert bool(exists) == truth.has_whatsapp(number) == (status == "exists")
 
 
 def test_a_messy_list_is_checked_once_per_number(harness):

@@ -1,0 +1,112 @@
+"""A BulkChecker wired as the operator wires it, over the emulator and a warehouse; used in-process by the
+tests and as a separate process (``python -m tests.harness``) that a test can kill mid-run."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from airflow_provider_greenapi.checker import BulkChecker, CheckOptions
+from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
+from airflow_provider_greenapi.emulator import NumbersRule
+from airflow_provider_greenapi.ledger import UsageLedger
+from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
+from airflow_provider_greenapi.store import Dialect, ResultsStore
+from tests.conftest import ID_INSTANCE, TOKEN
+
+
+class Harness:
+    """A checker wired to the emulator and a warehouse, run like the operator runs it."""
+
+    def __init__(self, emulator, warehouse, monthly_quota=None, **settings):
+        self.emulator = emulator
+        self.base_url = emulator.base_url if emulator is not None else None
+        self.warehouse = warehouse
+        self.monthly_quota = monthly_quota
+        self.settings = {"requests_per_second": 10, "max_in_flight": 4, "retry_backoff": 0.01,
+                         "timeout": 2, **settings}
+
+    def run(self, values, **options):
+        client = GreenApiClient(self.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings))
+        store_connection = self.warehouse.connect()
+        ledger_connection = self._thread_safe_connection()
+        store = ResultsStore(store_connection, self.warehouse.dialect, "whatsapp_checks")
+        ledger = UsageLedger(ledger_connection, self.warehouse.dialect, ID_INSTANCE, self.monthly_quota)
+        checker = BulkChecker(client, store, PhoneNumberNormalizer(), ledger=ledger,
+                              options=CheckOptions(**{"state_poll_interval": 0.2, **options}))
+        try:
+            return checker.run([(v, "") for v in values])
+        finally:
+            client.close()
+            store_connection.close()
+            ledger_connection.close()
+
+    def _thread_safe_connection(self):
+        if self.warehouse.dialect is Dialect.SQLITE:
+            path = self.warehouse.connect().execute("PRAGMA database_list").fetchone()[2]
+            return sqlite3.connect(path, timeout=30, check_same_thread=False)
+        return self.warehouse.connect()
+
+    def table(self):
+        connection = self.warehouse.connect()
+        cursor = connection.cursor()
+        cursor.execute("SELECT phone_number, status, exists_whatsapp, queued_at FROM whatsapp_checks")
+        found = {r[0]: r for r in cursor.fetchall()}
+        connection.close()
+        return found
+
+    def ledger_calls(self):
+        connection = self.warehouse.connect()
+        cursor = connection.cursor()
+        cursor.execute("SELECT calls FROM greenapi_usage")
+        row = cursor.fetchone()
+        connection.close()
+        return row[0] if row else 0
+
+
+def assert_invariants(harness, summary):
+    """Every input accounted for; no row duplicated; the ledger equals the emulator's counters."""
+    assert summary.inputs == summary.duplicates + summary.invalid + (
+        summary.inputs - summary.duplicates - summary.invalid)
+    assert summary.distinct_numbers == (summary.fresh + summary.exists + summary.not_exists + summary.rejected
+                                        + summary.error + summary.pending)
+    counters = harness.emulator.counters(ID_INSTANCE)
+    assert harness.ledger_calls() == counters.count("checkWhatsapp")
+    truth = NumbersRule()
+    for number, status, exists, _ in harness.table().values():
+        if status in ("exists", "not_exists"):
+            assert bool(exists) == truth.has_whatsapp(number) == (status == "exists")
+
+class _Database:
+    """The part of tests.conftest.Warehouse that the harness needs, rebuilt from the command line."""
+
+    def __init__(self, dialect: str, target: str) -> None:
+        self.dialect = Dialect(dialect)
+        self.connect: Callable[[], Any]
+        if self.dialect is Dialect.SQLITE:
+            self.connect = lambda: sqlite3.connect(target, timeout=30)
+        else:
+            import psycopg2
+
+            self.connect = lambda: psycopg2.connect(target)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description="Run one bulk check (a test kills it mid-run).")
+    parser.add_argument("base_url")
+    parser.add_argument("dialect", choices=["sqlite", "postgres"])
+    parser.add_argument("target", help="SQLite path or PostgreSQL DSN")
+    parser.add_argument("numbers", help="comma-separated numbers")
+    parser.add_argument("--chunk-size", type=int, default=1000)
+    args = parser.parse_args(argv)
+    harness = Harness(None, _Database(args.dialect, args.target), max_in_flight=2)
+    harness.base_url = args.base_url
+    summary = harness.run(args.numbers.split(","), chunk_size=args.chunk_size, commit_interval=0.5)
+    print(summary.describe(), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
