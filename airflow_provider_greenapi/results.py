@@ -71,7 +71,8 @@ class RunSummary:
     dry_run: bool = False
     instance_id: str | None = None
     destination_table: str | None = None
-    results: list[dict[str, Any]] | None = field(default=None)
+    # Per-number rows when the run has no results table; never part of to_dict() (see the operator).
+    results: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     def count_outcome(self, status: CheckStatus) -> None:
         """Count the outcome of one number sent to checkWhatsapp."""
@@ -84,9 +85,9 @@ class RunSummary:
         return self.exists + self.not_exists + self.rejected + self.error
 
     def to_dict(self) -> dict[str, Any]:
+        """The counts, without per-number rows: small, and free of personal data."""
         data = asdict(self)
-        if self.results is None:
-            data.pop("results")
+        data.pop("results")
         return data
 
     def describe(self) -> str:

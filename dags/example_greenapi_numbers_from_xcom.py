@@ -1,7 +1,8 @@
 """Numbers from an upstream task's XCom: a @task returns a list, CheckWhatsappOperator checks it.
 
-Without a destination table the results come back in the XCom (up to ``max_xcom_results`` numbers), which
-suits small ad-hoc lists; for anything larger give ``destination_conn_id``.
+Without a destination table the per-number results come back in the XCom ``results`` (up to
+``max_xcom_results`` numbers; the return value stays a small summary), which suits small ad-hoc lists; for
+anything larger give ``destination_conn_id``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, XComArg, task
 
-from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
+from airflow_provider_greenapi.operators.check_whatsapp import RESULTS_XCOM_KEY, CheckWhatsappOperator
 
 with DAG(
     dag_id="example_greenapi_numbers_from_xcom",
@@ -30,8 +31,8 @@ with DAG(
     check_signups = CheckWhatsappOperator(task_id="check_signups", phone_numbers=new_signups())
 
     @task
-    def reachable_on_whatsapp(summary: dict[str, Any]) -> list[str]:
+    def reachable_on_whatsapp(results: list[dict[str, Any]]) -> list[str]:
         """The numbers to contact on WhatsApp."""
-        return [row["phone_number"] for row in summary["results"] if row["status"] == "exists"]
+        return [row["phone_number"] for row in results if row["status"] == "exists"]
 
-    reachable_on_whatsapp(check_signups.output)  # type: ignore[arg-type]  # resolved at run time
+    reachable_on_whatsapp(XComArg(check_signups, key=RESULTS_XCOM_KEY))  # type: ignore[arg-type]  # resolved at run time

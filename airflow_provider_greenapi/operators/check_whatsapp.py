@@ -21,6 +21,7 @@ from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore, Ru
 from airflow_provider_greenapi.warehouse import connect, get_db_hook, open_warehouse
 
 DEFAULT_DESTINATION_TABLE = "whatsapp_checks"
+RESULTS_XCOM_KEY = "results"  # per-number rows, pushed only when there is no destination table
 _FROM_TABLE = re.compile(r"\bfrom\s+([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)", re.IGNORECASE)
 
 
@@ -154,6 +155,9 @@ class CheckWhatsappOperator(BaseOperator):
             except BulkCheckStopped as stopped:
                 context["ti"].xcom_push(key="summary", value=stopped.summary.to_dict())
                 raise
+        if summary.results is not None:
+            # Kept out of return_value: Airflow logs a task's return value, and these rows are personal data.
+            context["ti"].xcom_push(key=RESULTS_XCOM_KEY, value=summary.results)
         result = summary.to_dict()
         self._attach_to_asset_events(context, result)
         return result
@@ -162,11 +166,10 @@ class CheckWhatsappOperator(BaseOperator):
         """Each outlet's asset event carries the run's counts, so consumers see what changed."""
         if not self.outlets:
             return
-        extra = {k: v for k, v in summary.items() if k != "results"}
         events = context["outlet_events"]
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
-                events[outlet].extra.update(extra)
+                events[outlet].extra.update(summary)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage for OpenLineage: the source table (when the query reads one) and the results table.
