@@ -24,7 +24,7 @@ from airflow_provider_greenapi.errors import (
     GreenApiQuotaExceededError,
     QuotaBudgetExhausted,
 )
-from airflow_provider_greenapi.ledger import UsageLedger
+from airflow_provider_greenapi.ledger import MonthlyUsage, UsageLedger
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer, mask_phone_number
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, RunSummary
@@ -92,7 +92,7 @@ class _StateWatch(threading.Thread):
 
     def _poll(self) -> BaseException | None:
         try:
-            state = self.client.get_state_instance()
+            state = self.client.get_state_instance(max_retries=0)  # the next poll is the retry
         except GreenApiError as error:
             if error.stops_run:
                 return error
@@ -137,8 +137,12 @@ class BulkChecker:
                              destination_table=self.store.table_name)
         self._health_gate()
         self.store.ensure_table()
+        usage = None
         if self.ledger is not None:
             self.ledger.ensure_table()
+            # Read before staging: a dry run keeps its staging uncommitted, and a large uncommitted SQLite
+            # write locks out even readers on another connection, the ledger's among them.
+            usage = self.ledger.usage()
         try:
             self._stage(inputs, summary)
             limit = self.options.results_limit
@@ -150,7 +154,7 @@ class BulkChecker:
                 )
             distinct, queued = self.store.count_staged(self.context.token)
             summary.distinct_numbers, summary.fresh = distinct, distinct - queued
-            budget = self._budget(queued, summary)
+            budget = self._budget(queued, usage, summary)
             log.info(
                 "Staged %d inputs: %d distinct valid numbers, %d duplicates, %d invalid, %d with a fresh "
                 "stored answer; %d to check%s.",
@@ -207,10 +211,9 @@ class BulkChecker:
             if not self.options.dry_run:
                 self.store.commit()
 
-    def _budget(self, queued: int, summary: RunSummary) -> int:
+    def _budget(self, queued: int, usage: MonthlyUsage | None, summary: RunSummary) -> int:
         budget = queued if self.options.max_checks is None else min(queued, self.options.max_checks)
-        if self.ledger is not None:
-            usage = self.ledger.usage()
+        if usage is not None:
             summary.monthly_used, summary.monthly_quota, summary.monthly_left = usage.calls, usage.quota, usage.left
             if usage.left is not None and usage.left < budget:
                 log.warning(

@@ -148,9 +148,10 @@ class GreenApiClient:
         chat_id = body.get("chatId")
         return WhatsappCheck(phone_number, exists, chat_id if isinstance(chat_id, str) and chat_id else None)
 
-    def get_state_instance(self) -> InstanceState:
-        """The instance's state (free of quota, 1 request/s)."""
-        body = self._call("GET", GET_STATE_INSTANCE)
+    def get_state_instance(self, *, max_retries: int | None = None) -> InstanceState:
+        """The instance's state (free of quota, 1 request/s). ``max_retries`` overrides the settings' for
+        callers that poll anyway."""
+        body = self._call("GET", GET_STATE_INSTANCE, max_retries=max_retries)
         if body is not None and not isinstance(body, dict):
             raise GreenApiResponseError("unreadable state answer", method=GET_STATE_INSTANCE, status_code=200)
         return InstanceState.from_api(None if body is None else body.get("stateInstance"))
@@ -176,20 +177,23 @@ class GreenApiClient:
                 self.stats.rate_limited += status == 429
             self.stats.retries += retry
 
-    def _call(self, http_method: str, method: str, payload: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self, http_method: str, method: str, payload: dict[str, Any] | None = None, max_retries: int | None = None
+    ) -> Any:
+        retries = self.settings.max_retries if max_retries is None else max_retries
         attempt = 0
         while True:
             try:
                 return self._attempt(http_method, method, payload)
             except GreenApiError as error:
-                if not error.retryable or attempt >= self.settings.max_retries:
+                if not error.retryable or attempt >= retries:
                     raise
                 delay = self._backoff(attempt, error)
                 attempt += 1
                 self._count(retry=True)
                 log.warning(
                     "GREEN-API %s failed (%s); retry %d of %d in %.1f s.",
-                    method, error, attempt, self.settings.max_retries, delay,
+                    method, error, attempt, retries, delay,
                 )
                 self._sleep(delay)
 

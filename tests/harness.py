@@ -26,6 +26,7 @@ class Harness:
         self.base_url = emulator.base_url if emulator is not None else None
         self.warehouse = warehouse
         self.monthly_quota = monthly_quota
+        self.busy_timeout = 30.0  # seconds a SQLite writer waits for a lock, as the provider's 60 s
         self.settings = {"requests_per_second": 10, "max_in_flight": 4, "retry_backoff": 0.01,
                          "timeout": 2, **settings}
 
@@ -47,7 +48,7 @@ class Harness:
     def _thread_safe_connection(self):
         if self.warehouse.dialect is Dialect.SQLITE:
             path = self.warehouse.connect().execute("PRAGMA database_list").fetchone()[2]
-            return sqlite3.connect(path, timeout=30, check_same_thread=False)
+            return sqlite3.connect(path, timeout=self.busy_timeout, check_same_thread=False)
         return self.warehouse.connect()
 
     def table(self):
