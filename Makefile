@@ -22,7 +22,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy airflow_provider_greenapi dags bench
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
