@@ -51,13 +51,18 @@ class Harness:
             return sqlite3.connect(path, timeout=self.busy_timeout, check_same_thread=False)
         return self.warehouse.connect()
 
-    def table(self):
+    def rows(self):
+        """Every row of the results table: (phone_number, status, exists_whatsapp, queued_at, source_key)."""
         connection = self.warehouse.connect()
         cursor = connection.cursor()
-        cursor.execute("SELECT phone_number, status, exists_whatsapp, queued_at FROM whatsapp_checks")
-        found = {r[0]: r for r in cursor.fetchall()}
+        cursor.execute("SELECT phone_number, status, exists_whatsapp, queued_at, source_key FROM whatsapp_checks")
+        found = cursor.fetchall()
         connection.close()
         return found
+
+    def table(self):
+        """The rows by phone number (the harness stores one source key per number)."""
+        return {row[0]: row[:4] for row in self.rows()}
 
     def ledger_calls(self):
         connection = self.warehouse.connect()
@@ -69,17 +74,25 @@ class Harness:
 
 
 def assert_invariants(harness, summary):
-    """Every input accounted for; no row duplicated; the ledger equals the emulator's counters."""
-    assert summary.inputs == summary.duplicates + summary.invalid + (
-        summary.inputs - summary.duplicates - summary.invalid)
+    """The invariants every scenario must keep: every input accounted for exactly once; no row duplicated;
+    an answer stored only where GREEN-API gave one (a transient failure is never ``not_exists``), and the
+    right one; the usage ledger equals the emulator's count of checkWhatsapp requests."""
+    assert summary.inputs == summary.duplicates + summary.invalid + summary.distinct_numbers, summary
     assert summary.distinct_numbers == (summary.fresh + summary.exists + summary.not_exists + summary.rejected
-                                        + summary.error + summary.pending)
+                                        + summary.error + summary.pending), summary
+    rows = harness.rows()
+    keys = [(row[0], row[4]) for row in rows]
+    assert len(keys) == len(set(keys)), "a (phone_number, source_key) row is stored twice"
     counters = harness.emulator.counters(ID_INSTANCE)
     assert harness.ledger_calls() == counters.count("checkWhatsapp")
     truth = NumbersRule()
-    for number, status, exists, _ in harness.table().values():
+    for number, status, exists, _, _ in rows:
         if status in ("exists", "not_exists"):
-            assert bool(exists) == truth.has_whatsapp(number) == (status == "exists")
+            assert exists is not None and bool(exists) == (status == "exists")
+        if exists is not None:  # an answer, or an error row keeping the last answer
+            assert counters.checked_numbers[number] >= 1, f"{status} stored for a number GREEN-API never answered"
+            assert bool(exists) == truth.has_whatsapp(number)
+
 
 class _Database:
     """The part of tests.conftest.Warehouse that the harness needs, rebuilt from the command line."""
