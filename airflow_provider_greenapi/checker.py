@@ -28,6 +28,7 @@ from airflow_provider_greenapi.ledger import MonthlyUsage, UsageLedger
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer, mask_phone_number
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, RunSummary
+from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.store import Freshness, ResultsStore, RunContext, StagedInput
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run."""
+    """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run; ``shard`` keeps
+    only this task's share of the input (see sharding.py)."""
 
     freshness: Freshness = field(default_factory=Freshness)
     max_checks: int | None = None
@@ -46,6 +48,7 @@ class CheckOptions:
     state_poll_interval: float = 15.0
     max_consecutive_errors: int = 50
     results_limit: int | None = None  # when set, the summary carries up to this many result rows
+    shard: Shard | None = None
 
     def __post_init__(self) -> None:
         if self.max_checks is not None and self.max_checks < 0:
@@ -155,6 +158,9 @@ class BulkChecker:
             distinct, queued = self.store.count_staged(self.context.token)
             summary.distinct_numbers, summary.fresh = distinct, distinct - queued
             budget = self._budget(queued, usage, summary)
+            if self.options.shard is not None:
+                log.info("This task is %s: %d inputs belong to other shards (checked by their own tasks).",
+                         self.options.shard, summary.other_shards)
             log.info(
                 "Staged %d inputs: %d distinct valid numbers, %d duplicates, %d invalid, %d with a fresh "
                 "stored answer; %d to check%s.",
@@ -202,8 +208,13 @@ class BulkChecker:
 
     def _stage(self, inputs: Iterable[tuple[object, str]], summary: RunSummary) -> None:
         iterator = iter(inputs)
+        shard = self.options.shard
         while chunk := list(itertools.islice(iterator, self.options.chunk_size)):
             staged = [StagedInput(self.normalizer(value), key) for value, key in chunk]
+            if shard is not None:
+                own = [s for s in staged if shard.owns(s.number.digits)]
+                summary.other_shards += len(staged) - len(own)
+                staged = own
             counts = self.store.stage(staged, self.context, self.options.freshness, self.clock())
             summary.inputs += counts.inputs
             summary.duplicates += counts.duplicates

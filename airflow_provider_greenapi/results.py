@@ -46,9 +46,11 @@ class RunSummary:
     """The task's XCom: small whatever the size of the input. Every input is in exactly one count of
     ``duplicates``, ``invalid`` and the distinct valid numbers; each distinct valid number is in exactly one
     of ``fresh``, ``exists``, ``not_exists``, ``rejected`` (valid here, refused by GREEN-API), ``error`` and
-    ``pending``."""
+    ``pending``. A sharded task (see sharding.py) counts only its own share in ``inputs``; the inputs it left
+    to the other shards are in ``other_shards``, so the ``inputs`` of all shards add up to the whole input."""
 
     inputs: int = 0
+    other_shards: int = 0
     duplicates: int = 0
     invalid: int = 0
     distinct_numbers: int = 0
@@ -104,6 +106,8 @@ class RunSummary:
             f"{self.error} errors (retried next run)",
             f"{self.pending} pending (checked first next run)",
         ]
+        if self.other_shards:
+            parts.insert(1, f"{self.other_shards} more inputs left to other shards")
         quota = f"quota spent: {self.quota_spent} checkWhatsapp calls"
         if self.monthly_left is not None:
             quota += f", {self.monthly_left} of {self.monthly_quota} left this month"

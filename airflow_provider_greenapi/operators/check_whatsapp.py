@@ -16,6 +16,7 @@ from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, Che
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.ledger import DEFAULT_USAGE_TABLE, UsageLedger
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
+from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.sources import InputRow, numbers_from_query, numbers_from_value
 from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore, RunContext, quote_table_name
 from airflow_provider_greenapi.warehouse import connect, get_db_hook, open_warehouse
@@ -49,6 +50,8 @@ class CheckWhatsappOperator(BaseOperator):
     XCom works) or from ``sql`` run on ``source_conn_id``. They are normalised locally (invalid ones cost
     no quota), de-duplicated, skipped while their stored answer is fresh (``max_age``), checked at the
     connection's pace, and upserted into ``destination_table``. Returns a small summary as the XCom.
+    ``shard_index``/``shard_count`` make it check only its share of the input, so that mapped tasks on
+    several connections split one input (``.expand_kwargs(greenapi_shards([...]))``, see docs/scaling.md).
     See docs/operator.md for every parameter.
     """
 
@@ -80,9 +83,15 @@ class CheckWhatsappOperator(BaseOperator):
         chunk_size: int = 1000,
         max_xcom_results: int = 1000,
         emit_asset: bool = False,
+        shard_index: int | None = None,
+        shard_count: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        try:
+            self.shard = Shard.from_arguments(shard_index, shard_count)
+        except ValueError as error:
+            raise ValueError(f"{self.task_id}: {error}") from None
         if (phone_numbers is None) == (sql is None):
             raise ValueError(
                 f"{self.task_id}: give exactly one source of numbers: phone_numbers (a list or an upstream "
@@ -120,6 +129,8 @@ class CheckWhatsappOperator(BaseOperator):
         self.dry_run_mode = dry_run  # BaseOperator.dry_run() is a method: keep the flag under another name
         self.chunk_size = chunk_size
         self.max_xcom_results = max_xcom_results
+        self.shard_index = shard_index
+        self.shard_count = shard_count
         if emit_asset:
             if not destination_conn_id or self.destination_table is None or "{{" in self.destination_table:
                 raise ValueError(
@@ -136,6 +147,7 @@ class CheckWhatsappOperator(BaseOperator):
             dry_run=self.dry_run_mode,
             chunk_size=self.chunk_size,
             results_limit=None if self.destination_conn_id else self.max_xcom_results,
+            shard=self.shard,
         )
         dag_run = context.get("dag_run")
         with ExitStack() as stack:
