@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_greenapi.errors import QuotaBudgetExhausted
-from airflow_provider_greenapi.store import Dialect, quote_table_name
+from airflow_provider_greenapi.store import Dialect, lock_schema_changes, quote_table_name
 
 DEFAULT_USAGE_TABLE = "greenapi_usage"
 
@@ -67,11 +67,16 @@ class UsageLedger:
     def ensure_table(self) -> None:
         ts = self.dialect.timestamp_type
         with self._lock:
-            self._execute(
-                f"CREATE TABLE IF NOT EXISTS {self._table} (instance_id TEXT NOT NULL, month TEXT NOT NULL, "
-                f"calls INTEGER NOT NULL DEFAULT 0, reported_used INTEGER, reported_total INTEGER, "
-                f"updated_at {ts}, PRIMARY KEY (instance_id, month))"
-            )
+            cursor = self.connection.cursor()
+            try:
+                lock_schema_changes(cursor, self.dialect, self.table_name)
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._table} (instance_id TEXT NOT NULL, month TEXT NOT NULL, "
+                    f"calls INTEGER NOT NULL DEFAULT 0, reported_used INTEGER, reported_total INTEGER, "
+                    f"updated_at {ts}, PRIMARY KEY (instance_id, month))"
+                )
+            finally:
+                cursor.close()
             self.connection.commit()
 
     def month(self) -> str:

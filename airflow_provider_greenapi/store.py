@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -63,6 +64,18 @@ def quote_table_name(name: str) -> str:
             "(optionally schema.table), starting with a letter or underscore, at most 63 characters."
         )
     return ".".join(f'"{p}"' for p in parts)
+
+
+def lock_schema_changes(cursor: Any, dialect: Dialect, table: str) -> None:
+    """Serialise this transaction's CREATE ... IF NOT EXISTS of ``table`` with other tasks' (until commit).
+
+    PostgreSQL's IF NOT EXISTS is no guard against a concurrent create: of several mapped tasks starting
+    together, all but one may fail on a unique violation in the catalog. A transaction-scoped advisory lock
+    keyed on the table name makes them take turns. SQLite already allows one writer at a time.
+    """
+    if dialect is Dialect.POSTGRES:
+        key = zlib.crc32(f"airflow_provider_greenapi:{table}".encode())
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
 @dataclass(frozen=True)
@@ -154,6 +167,7 @@ class ResultsStore:
             create_index = f'CREATE INDEX IF NOT EXISTS "{base}_queue_idx" ON {self._table} {index_columns}'
         cursor = self.connection.cursor()
         try:
+            lock_schema_changes(cursor, self.dialect, self.table_name)
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {self._table} ({', '.join(columns)})")
             cursor.execute(f"SELECT * FROM {self._table} WHERE 1 = 0")
             present = {d[0].lower() for d in cursor.description or ()}
@@ -163,10 +177,20 @@ class ResultsStore:
                     f"Table {self.table_name!r} exists but lacks the columns {', '.join(missing)}: it was not "
                     "created by this provider. Choose another destination_table, or drop or rename this one."
                 )
-            cursor.execute(create_index)
+            if self._index_missing(cursor, schema, base):
+                cursor.execute(create_index)
         finally:
             cursor.close()
         self.connection.commit()
+
+    def _index_missing(self, cursor: Any, schema: str, base: str) -> bool:
+        """PostgreSQL's CREATE INDEX IF NOT EXISTS locks the table first, so it would wait for every task
+        writing it: look the index up instead, and create it only when it is missing."""
+        if self.dialect is not Dialect.POSTGRES:
+            return True
+        index = f'"{schema}"."{base}_queue_idx"' if schema else f'"{base}_queue_idx"'
+        cursor.execute("SELECT to_regclass(%s)", (index,))
+        return cursor.fetchone()[0] is None
 
     # --- staging -----------------------------------------------------------------------------------------
 
@@ -205,7 +229,7 @@ class ResultsStore:
             else:
                 rows[key] = self._row(key, raw, CheckStatus.PENDING.value, None, None, detail, None, db_now,
                                       db_now, context)
-        self._upsert(rows.values())
+        self._upsert(rows[k] for k in sorted(rows))  # in key order: concurrent writers lock rows alike
         return counts
 
     def _row(self, key: tuple[str, str], raw: str, status: str, exists: Any, chat_id: Any, detail: str | None,
@@ -309,8 +333,9 @@ class ResultsStore:
 
     def write_outcomes(self, outcomes: Sequence[CheckOutcome], context: RunContext, now: datetime) -> None:
         """Store results for every queued row of each number (not committed)."""
-        answered = [o for o in outcomes if o.status.is_answer]
-        failed = [o for o in outcomes if not o.status.is_answer]
+        ordered = sorted(outcomes, key=lambda o: o.phone_number)  # rows locked in one order by every writer
+        answered = [o for o in ordered if o.status.is_answer]
+        failed = [o for o in ordered if not o.status.is_answer]
         db_now = self.dialect.to_db_time(now)
         p = self._p
         common = f"updated_at = {p}, instance_id = {p}, dag_id = {p}, run_id = {p}, queued_at = NULL"
