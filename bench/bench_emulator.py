@@ -6,7 +6,7 @@ The emulator runs in this process (rate limits off, no latency). Clients are ``r
 emulator's GIL). One ``requests`` process tops out near 800 calls/s on its own, so several are needed to
 approach the emulator's ceiling. Each client sends distinct numbers.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_emulator.py --processes 2 --threads 2 --checks 20000
+    .venv/bin/python bench/bench_emulator.py --processes 2 --threads 2 --checks 20000
 """
 
 from __future__ import annotations
