@@ -29,6 +29,12 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# Every benchmark with its baseline in the same run (docs/benchmarks.md). 5,000 numbers of overhead keep it to
+# a few minutes on 2 cores; the full size: BENCH_ARGS= make bench, or .venv/bin/python bench/run_all.py.
+BENCH_ARGS ?= --overhead-numbers 5000
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
 emulator: $(STAMP)
 	$(BIN)/greenapi-emulator
 
