@@ -32,6 +32,10 @@ TOKEN = "demo-emulator-token-4b227777d4dd1fc61c6f884f48641d02"
 BIN = Path(sys.executable).parent
 
 
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip(" ,;") + "…"
+
+
 def say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -178,7 +182,7 @@ def report(calls_this_run: int, first_run: bool) -> None:
     say(f"  {'contact':>7}  {'phone as entered':<28} {'status':<11} detail")
     for contact_id, phone, status, _exists, detail in sample:
         shown = mask_phone_number(phone or "")
-        say(f"  {contact_id:>7}  {shown:<28} {status:<11} {(detail or '')[:60]}")
+        say(f"  {contact_id:>7}  {shown:<28} {status:<11} {_shorten(detail or '', 60)}")
     say()
     say(f"Quota spent by this run: {calls_this_run} checkWhatsapp calls "
         f"({month_calls} this month in the usage ledger, of a 30000 Business plan).")
