@@ -131,6 +131,7 @@ class CheckWhatsappOperator(BaseOperator):
         self.max_xcom_results = max_xcom_results
         self.shard_index = shard_index
         self.shard_count = shard_count
+        self.emit_asset = emit_asset
         if emit_asset:
             if not destination_conn_id or self.destination_table is None or "{{" in self.destination_table:
                 raise ValueError(
@@ -139,6 +140,13 @@ class CheckWhatsappOperator(BaseOperator):
             self.outlets = [*self.outlets, results_table_asset(destination_conn_id, self.destination_table)]
 
     def execute(self, context: Context) -> dict[str, Any]:
+        map_index = getattr(context.get("ti"), "map_index", None)
+        if self.emit_asset and isinstance(map_index, int) and map_index >= 0:
+            self.log.warning(
+                "emit_asset=True on a mapped task: Airflow learns a mapped task's outlets only when it runs, so "
+                "the scheduler may drop the event, and every mapped task would emit its own. Put outlets="
+                "[results_table_asset(...)] on one task downstream of the mapped ones (see docs/scaling.md)."
+            )
         hook = GreenApiHook(self.greenapi_conn_id)
         normalizer = PhoneNumberNormalizer(self.default_region, _rules(self.number_rules))
         options = CheckOptions(
