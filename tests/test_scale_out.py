@@ -3,9 +3,14 @@ example DAG run by Airflow's LocalExecutor with its tasks truly in parallel agai
 
 from __future__ import annotations
 
+import os
 import random
+import socket
+import subprocess
 import sys
 import threading
+import time
+import urllib.request
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
@@ -23,7 +28,7 @@ from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOper
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
 from airflow_provider_greenapi.sharding import Shard, greenapi_shards, shard_of
 from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore, RunContext, StagedInput
-from tests.conftest import greenapi_connection, make_warehouse
+from tests.conftest import _new_pg_database, greenapi_connection, make_warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -368,3 +373,126 @@ def test_sharded_checkers_in_parallel_on_one_postgres(pg):
     cursor.execute("SELECT COUNT(*) FROM whatsapp_checks WHERE status IN ('exists', 'not_exists')")
     assert cursor.fetchone()[0] == 120
     connection.close()
+
+
+# --- the sharded example DAG on Airflow's LocalExecutor -----------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(url: str, server: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"the API server did not answer in {timeout:.0f} s: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def local_executor(tmp_path_factory, postgres):
+    """An Airflow home whose tasks run in parallel processes: LocalExecutor, a PostgreSQL metadata database
+    (SQLite's single writer would serialise the workers' calls), and the execution API server it needs."""
+    home = tmp_path_factory.mktemp("airflow-local-executor")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.uri(_new_pg_database(postgres)).replace(
+            "postgresql://", "postgresql+psycopg2://"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex * 2,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+    }
+    migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
+    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+    log = home / "api-server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [AIRFLOW, "api-server", "--apps", "execution", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/execution/health", server, log)
+        yield env
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _formatted(digits: str) -> str:
+    return f"+{digits[0]} ({digits[1:4]}) {digits[4:7]}-{digits[7:9]}-{digits[9:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_sharded_example_runs_its_tasks_in_parallel(local_executor, postgres, tmp_path, request, monkeypatch):
+    warehouse = make_warehouse("postgres", tmp_path, request, monkeypatch, conn_id="warehouse_default")
+    valid = numbers(160)
+    contacts = [_formatted(n) if i % 2 else n for i, n in enumerate(valid)]
+    contacts += [_formatted(n) for n in valid[:8]]  # the same numbers under other contacts: one check each
+    contacts += ["junk", "123", None]
+    connection = warehouse.connect()
+    cursor = connection.cursor()
+    cursor.execute("CREATE TABLE contacts (contact_id INTEGER PRIMARY KEY, phone TEXT)")
+    cursor.executemany("INSERT INTO contacts VALUES (%s, %s)", list(enumerate(contacts, start=1)))
+    connection.commit()
+    connection.close()
+
+    with multi_emulator(4, latency_ms=50) as emu:
+        env = {**local_executor, "AIRFLOW_CONN_WAREHOUSE_DEFAULT": warehouse.airflow_uri}
+        for i, (instance, token) in enumerate(INSTANCES):
+            env[f"AIRFLOW_CONN_GREENAPI_{i + 1}"] = greenapi_connection(emu, instance, token)
+        result = subprocess.run([AIRFLOW, "dags", "test", "example_greenapi_sharded", "--use-executor"],
+                                env=env, capture_output=True, text=True, timeout=900)
+        counters = {instance: emu.counters(instance) for instance, _ in INSTANCES}
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert not any(token in output for _, token in INSTANCES)
+    assert "WhatsApp check of the contacts table across 4 GREEN-API instances" in output
+
+    checked: Counter[str] = Counter()
+    for index, (instance, _) in enumerate(INSTANCES):
+        counter = counters[instance]
+        assert all(429 not in statuses for statuses in counter.calls.values()), counter.calls
+        assert counter.count("checkWhatsapp") == counter.count("checkWhatsapp", 200) > 0
+        assert {shard_of(n, 4) for n in counter.checked_numbers} == {index}  # each instance its own shard
+        checked.update(counter.checked_numbers)
+    assert set(checked) == set(valid) and set(checked.values()) == {1}  # every number exactly once
+
+    connection = warehouse.connect()
+    cursor = connection.cursor()
+    cursor.execute("SELECT instance_id, calls FROM greenapi_usage")
+    assert dict(cursor.fetchall()) == {i: counters[i].count("checkWhatsapp") for i, _ in INSTANCES}
+    cursor.execute("SELECT status, COUNT(*) FROM whatsapp_checks GROUP BY status")
+    statuses = dict(cursor.fetchall())
+    connection.close()
+    assert statuses.pop("invalid") == 3
+    assert sum(statuses.values()) == len(contacts) - 3 and set(statuses) <= {"exists", "not_exists"}
+
+    # Truly in parallel: every mapped task started before any of them finished (read from Airflow's records).
+    import psycopg2
+
+    metadata = psycopg2.connect(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", ""))
+    cursor = metadata.cursor()
+    cursor.execute("SELECT map_index, state, start_date, end_date, pid FROM task_instance "
+                   "WHERE dag_id = 'example_greenapi_sharded' AND task_id = 'check_contacts'")
+    tasks = cursor.fetchall()
+    metadata.close()
+    assert sorted(t[0] for t in tasks) == [0, 1, 2, 3] and {t[1] for t in tasks} == {"success"}
+    assert max(t[2] for t in tasks) < min(t[3] for t in tasks)
+    assert len({t[4] for t in tasks}) == 4  # four worker processes
