@@ -94,11 +94,14 @@ def ledger_off(enabled: bool) -> Any:
         yield
 
 
-def measure(numbers: int, baseline_numbers: int, concurrency: int, without_ledger: bool = False) -> dict[str, Any]:
+def measure(
+    numbers: int, baseline_numbers: int, concurrency: int, without_ledger: bool = False,
+    journal_mode: str | None = None,
+) -> dict[str, Any]:
     common.prepare_airflow_home()
     warehouse = common.workdir("overhead") / "warehouse.db"
     rows = ((i, common.formatted(common.FIRST_NUMBER + i)) for i in range(numbers))
-    common.create_contacts(warehouse, rows)
+    common.create_contacts(warehouse, rows, journal_mode=journal_mode)
     import airflow_provider_greenapi.operators.check_whatsapp  # noqa: F401  (Airflow's import, before timing)
 
     operator_args = {
@@ -134,6 +137,7 @@ def measure(numbers: int, baseline_numbers: int, concurrency: int, without_ledge
         "client_per_s": baseline_numbers / client_wall,
         "client_cpu_us": client_cpu / baseline_numbers * 1e6,
         "without_ledger": without_ledger,
+        "journal_mode": journal_mode or "delete",
         "provider_wall_s": first.wall_s,
         "provider_per_s": numbers / first.wall_s,
         "provider_cpu_us": first.cpu_s / numbers * 1e6,
@@ -152,8 +156,8 @@ def measure(numbers: int, baseline_numbers: int, concurrency: int, without_ledge
 
 def describe(r: dict[str, Any]) -> str:
     return (
-        f"{r['numbers']} numbers, SQLite -> SQLite, {r['concurrency']} in flight, emulator without latency or "
-        f"limit:\n"
+        f"{r['numbers']} numbers, SQLite ({r['journal_mode']} journal) -> SQLite, {r['concurrency']} in flight, "
+        f"emulator without latency or limit:\n"
         f"  provider (operator.execute{', usage ledger OFF' if r['without_ledger'] else ''}): "
         f"{r['provider_per_s']:.0f} numbers/s, {r['provider_cpu_us']:.0f} us CPU "
         f"per number, {r['provider_calls']} calls, {r['provider_429']} x 429\n"
@@ -176,9 +180,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="max_in_flight, and the bare loop's threads")
     parser.add_argument("--without-ledger", action="store_true",
                         help="diagnosis: the usage ledger reserves nothing (shows its share of the time)")
+    parser.add_argument("--journal-mode", default=None,
+                        help="SQLite journal mode of the warehouse file (default: SQLite's own, delete; e.g. wal)")
     parser.add_argument("--json", action="store_true", help="print one JSON line (for run_all.py)")
     args = parser.parse_args()
-    result = measure(args.numbers, args.baseline_numbers, args.concurrency, args.without_ledger)
+    result = measure(args.numbers, args.baseline_numbers, args.concurrency, args.without_ledger, args.journal_mode)
     common.emit(result, args.json, describe)
 
 
