@@ -238,90 +238,7 @@ class BulkChecker:
 
     def _drain(self, budget: int, queued: int, summary: RunSummary) -> BaseException | None:
         """Check up to ``budget`` queued numbers; returns the error that stopped the run early, if any."""
-        workers = self.client.settings.max_in_flight
-        in_flight: dict[Future[CheckOutcome | _Stop], str] = {}
-        uncommitted: set[str] = set()
-        buffer: list[CheckOutcome] = []
-        numbers = self._queued(uncommitted)
-        submitted = 0
-        failure: BaseException | None = None
-        consecutive_errors = 0
-        started = last_commit = last_progress = time.monotonic()
-        watch = _StateWatch(self.client, self.options.state_poll_interval)
-        watch.start()
-        target = min(budget, queued)
-
-        def flush() -> None:
-            nonlocal last_commit
-            if buffer:
-                self.store.write_outcomes(buffer, self.context, self.clock())
-                self.store.commit()
-                uncommitted.difference_update(o.phone_number for o in buffer)
-                buffer.clear()
-            last_commit = time.monotonic()
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="greenapi-check") as pool:
-            try:
-                while True:
-                    while failure is None and submitted < budget and len(in_flight) < 2 * workers:
-                        number = next(numbers, None)
-                        if number is None:
-                            break
-                        in_flight[pool.submit(self._check_one, number)] = number
-                        uncommitted.add(number)
-                        submitted += 1
-                    if not in_flight:
-                        break
-                    done, _ = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        number = in_flight.pop(future)
-                        result = future.result()
-                        if isinstance(result, _Stop):
-                            uncommitted.discard(number)  # still queued: the next run takes it first
-                            if failure is None and not isinstance(result.error, QuotaBudgetExhausted):
-                                failure = result.error
-                            elif failure is None:
-                                summary.stopped_reason = str(result.error)
-                                submitted = budget  # own budget reached: stop quietly
-                            continue
-                        buffer.append(result)
-                        summary.count_outcome(result.status)
-                        consecutive_errors = consecutive_errors + 1 if result.status is CheckStatus.ERROR else 0
-                        if consecutive_errors >= self.options.max_consecutive_errors and failure is None:
-                            failure = GreenApiError(
-                                f"{consecutive_errors} numbers in a row failed after retries; GREEN-API or the "
-                                "network seems down"
-                            )
-                    if failure is not None:
-                        for future in list(in_flight):
-                            if future.cancel():
-                                uncommitted.discard(in_flight.pop(future))
-                    now = time.monotonic()
-                    if len(buffer) >= self.options.chunk_size or now - last_commit >= self.options.commit_interval:
-                        flush()
-                    if now - last_progress >= self.options.progress_interval:
-                        self._log_progress(summary, target, now - started)
-                        last_progress = now
-                    if failure is None and watch.failure is not None:
-                        failure = watch.failure
-                flush()
-            except BaseException:
-                for future in in_flight:  # a failure of our own side: send nothing more
-                    future.cancel()
-                raise
-            finally:
-                watch.stop()
-                with contextlib.suppress(Exception):  # the database may be the thing that failed
-                    numbers.close()
-        elapsed = time.monotonic() - started
-        summary.checks_per_second = round(summary.checked / elapsed, 2) if elapsed > 0 else 0.0
-        if failure is not None:
-            summary.stopped_reason = str(failure)
-        elif submitted >= budget and budget < queued and summary.stopped_reason is None:
-            summary.stopped_reason = (
-                f"run budget reached: {budget} numbers checked, the rest stay pending for the next run"
-            )
-        return failure
+        return _Drain(self, budget, queued, summary).run()
 
     def _queued(self, uncommitted: set[str]) -> Generator[str, None, None]:
         for page in self.store.queued_numbers(self.context.token):
@@ -381,3 +298,107 @@ class BulkChecker:
         if self.ledger is not None:
             usage = self.ledger.usage()
             summary.monthly_used, summary.monthly_quota, summary.monthly_left = usage.calls, usage.quota, usage.left
+
+
+class _Drain:
+    """One pass over the queue: keeps up to twice ``max_in_flight`` checks going, stores the answers in
+    chunks, logs progress, and stops sending at the first error that must stop the run."""
+
+    def __init__(self, checker: BulkChecker, budget: int, queued: int, summary: RunSummary) -> None:
+        self.checker, self.options, self.summary = checker, checker.options, summary
+        self.budget, self.queued, self.target = budget, queued, min(budget, queued)
+        self.in_flight: dict[Future[CheckOutcome | _Stop], str] = {}
+        self.uncommitted: set[str] = set()  # sent or answered, not yet committed: not to be taken again
+        self.buffer: list[CheckOutcome] = []
+        self.numbers = checker._queued(self.uncommitted)
+        self.submitted = 0
+        self.failure: BaseException | None = None
+        self.consecutive_errors = 0
+        self.started = self.last_commit = self.last_progress = time.monotonic()
+
+    def run(self) -> BaseException | None:
+        workers = self.checker.client.settings.max_in_flight
+        watch = _StateWatch(self.checker.client, self.options.state_poll_interval)
+        watch.start()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="greenapi-check") as pool:
+            try:
+                while self._top_up(pool, limit=2 * workers):
+                    done, _ = wait(self.in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self._take(self.in_flight.pop(future), future.result())
+                    if self.failure is None and watch.failure is not None:
+                        self.failure = watch.failure
+                    if self.failure is not None:
+                        self._cancel_unsent()
+                    self._tick()
+                self._flush()
+            except BaseException:
+                for future in self.in_flight:  # a failure of our own side: send nothing more
+                    future.cancel()
+                raise
+            finally:
+                watch.stop()
+                with contextlib.suppress(Exception):  # the database may be the thing that failed
+                    self.numbers.close()
+        self._conclude()
+        return self.failure
+
+    def _top_up(self, pool: ThreadPoolExecutor, limit: int) -> bool:
+        """Submit queued numbers until ``limit`` are in flight; False once nothing is left to wait for."""
+        while self.failure is None and self.submitted < self.budget and len(self.in_flight) < limit:
+            number = next(self.numbers, None)
+            if number is None:
+                break
+            self.in_flight[pool.submit(self.checker._check_one, number)] = number
+            self.uncommitted.add(number)
+            self.submitted += 1
+        return bool(self.in_flight)
+
+    def _take(self, number: str, result: CheckOutcome | _Stop) -> None:
+        if isinstance(result, _Stop):
+            self.uncommitted.discard(number)  # still queued: the next run takes it first
+            if self.failure is None and isinstance(result.error, QuotaBudgetExhausted):
+                self.summary.stopped_reason = str(result.error)  # the ledger's own cap: stop quietly
+                self.submitted = self.budget
+            elif self.failure is None:
+                self.failure = result.error
+            return
+        self.buffer.append(result)
+        self.summary.count_outcome(result.status)
+        self.consecutive_errors = self.consecutive_errors + 1 if result.status is CheckStatus.ERROR else 0
+        if self.consecutive_errors >= self.options.max_consecutive_errors and self.failure is None:
+            self.failure = GreenApiError(
+                f"{self.consecutive_errors} numbers in a row failed after retries; GREEN-API or the network "
+                "seems down"
+            )
+
+    def _cancel_unsent(self) -> None:
+        for future in list(self.in_flight):
+            if future.cancel():
+                self.uncommitted.discard(self.in_flight.pop(future))
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if len(self.buffer) >= self.options.chunk_size or now - self.last_commit >= self.options.commit_interval:
+            self._flush()
+        if now - self.last_progress >= self.options.progress_interval:
+            self.checker._log_progress(self.summary, self.target, now - self.started)
+            self.last_progress = now
+
+    def _flush(self) -> None:
+        if self.buffer:
+            self.checker.store.write_outcomes(self.buffer, self.checker.context, self.checker.clock())
+            self.checker.store.commit()
+            self.uncommitted.difference_update(o.phone_number for o in self.buffer)
+            self.buffer.clear()
+        self.last_commit = time.monotonic()
+
+    def _conclude(self) -> None:
+        elapsed = time.monotonic() - self.started
+        self.summary.checks_per_second = round(self.summary.checked / elapsed, 2) if elapsed > 0 else 0.0
+        if self.failure is not None:
+            self.summary.stopped_reason = str(self.failure)
+        elif self.submitted >= self.budget and self.budget < self.queued and self.summary.stopped_reason is None:
+            self.summary.stopped_reason = (
+                f"run budget reached: {self.budget} numbers checked, the rest stay pending for the next run"
+            )
