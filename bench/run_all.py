@@ -272,7 +272,8 @@ def main() -> int:
          lambda r: emulator_rows(r, provider_per_s)),
     ]
     if (HERE / "bench_scale_out.py").exists():
-        plan.append(("scale-out", lambda log: run_case("bench_scale_out.py", [], log, 1200), scale_out_rows))
+        scale_args = ["--per-instance", "30"] if args.quick else []
+        plan.append(("scale-out", lambda log: run_case("bench_scale_out.py", scale_args, log, 1200), scale_out_rows))
     else:
         notes.append("scale-out: skipped, bench/bench_scale_out.py does not exist yet (issue 10)")
     print(f"machine: {machine()}", flush=True)
