@@ -45,7 +45,7 @@ class CheckOptions:
     chunk_size: int = 1000
     commit_interval: float = 5.0
     progress_interval: float = 10.0
-    state_poll_interval: float = 15.0
+    state_poll_interval: float = 5.0  # getStateInstance is free of quota and allows 1/s
     max_consecutive_errors: int = 50
     results_limit: int | None = None  # when set, the summary carries up to this many result rows
     shard: Shard | None = None
@@ -149,15 +149,15 @@ class BulkChecker:
         try:
             self._stage(inputs, summary)
             limit = self.options.results_limit
-            if limit is not None and summary.inputs - summary.duplicates > limit:
+            if limit is not None and (rows := self.store.count_staged_rows(self.context.token)) > limit:
                 raise ValueError(
-                    f"{summary.inputs - summary.duplicates} distinct inputs are more than the {limit} results "
+                    f"{rows} distinct inputs are more than the {limit} results "
                     "an XCom may carry: set destination_conn_id (and destination_table) to store the results "
                     "in a warehouse table, or raise max_xcom_results. Nothing was checked."
                 )
             distinct, queued = self.store.count_staged(self.context.token)
             summary.distinct_numbers, summary.fresh = distinct, distinct - queued
-            budget = self._budget(queued, usage, summary)
+            budget, budget_limit = self._budget(queued, usage, summary)
             if self.options.shard is not None:
                 log.info("This task is %s: %d inputs belong to other shards (checked by their own tasks).",
                          self.options.shard, summary.other_shards)
@@ -173,7 +173,7 @@ class BulkChecker:
                          min(budget, queued))
                 return summary
             try:
-                failure = self._drain(budget, queued, summary)
+                failure = _Drain(self, budget, budget_limit, queued, summary).run()
                 _, summary.pending = self.store.count_staged(self.context.token)
             except Exception as error:
                 raise RuntimeError(
@@ -189,9 +189,9 @@ class BulkChecker:
             summary.results = self.store.staged_rows(self.context.token, self.options.results_limit)
         log.info("Done: %s", summary.describe())
         if failure is not None:
-            done = summary.checked
+            reason, done = str(failure).rstrip("."), summary.checked
             raise BulkCheckStopped(
-                f"Stopped early: {failure}. {done} numbers were checked and stored; {summary.pending} are "
+                f"Stopped early: {reason}. {done} numbers were checked and stored; {summary.pending} are "
                 "left pending and will be checked first by the next run.",
                 summary,
             ) from None
@@ -222,8 +222,11 @@ class BulkChecker:
             if not self.options.dry_run:
                 self.store.commit()
 
-    def _budget(self, queued: int, usage: MonthlyUsage | None, summary: RunSummary) -> int:
-        budget = queued if self.options.max_checks is None else min(queued, self.options.max_checks)
+    def _budget(self, queued: int, usage: MonthlyUsage | None, summary: RunSummary) -> tuple[int, str]:
+        """How many queued numbers this run may send, and the limit that says so."""
+        budget, limit = queued, "the queue"
+        if self.options.max_checks is not None and self.options.max_checks < queued:
+            budget, limit = self.options.max_checks, f"run budget reached (max_checks={self.options.max_checks})"
         if usage is not None:
             summary.monthly_used, summary.monthly_quota, summary.monthly_left = usage.calls, usage.quota, usage.left
             if usage.left is not None and usage.left < budget:
@@ -231,14 +234,10 @@ class BulkChecker:
                     "Only %d checkWhatsapp calls are left this month (%d of %d used): checking %d of %d numbers.",
                     usage.left, usage.calls, usage.quota, usage.left, queued,
                 )
-                budget = usage.left
-        return budget
+                budget, limit = usage.left, f"monthly quota reached ({usage.calls} of {usage.quota} calls used)"
+        return budget, limit
 
     # --- draining the queue ------------------------------------------------------------------------------
-
-    def _drain(self, budget: int, queued: int, summary: RunSummary) -> BaseException | None:
-        """Check up to ``budget`` queued numbers; returns the error that stopped the run early, if any."""
-        return _Drain(self, budget, queued, summary).run()
 
     def _queued(self, uncommitted: set[str]) -> Generator[str, None, None]:
         for page in self.store.queued_numbers(self.context.token):
@@ -304,9 +303,9 @@ class _Drain:
     """One pass over the queue: keeps up to twice ``max_in_flight`` checks going, stores the answers in
     chunks, logs progress, and stops sending at the first error that must stop the run."""
 
-    def __init__(self, checker: BulkChecker, budget: int, queued: int, summary: RunSummary) -> None:
+    def __init__(self, checker: BulkChecker, budget: int, limit: str, queued: int, summary: RunSummary) -> None:
         self.checker, self.options, self.summary = checker, checker.options, summary
-        self.budget, self.queued, self.target = budget, queued, min(budget, queued)
+        self.budget, self.limit, self.queued, self.target = budget, limit, queued, min(budget, queued)
         self.in_flight: dict[Future[CheckOutcome | _Stop], str] = {}
         self.uncommitted: set[str] = set()  # sent or answered, not yet committed: not to be taken again
         self.buffer: list[CheckOutcome] = []
@@ -400,5 +399,5 @@ class _Drain:
             self.summary.stopped_reason = str(self.failure)
         elif self.submitted >= self.budget and self.budget < self.queued and self.summary.stopped_reason is None:
             self.summary.stopped_reason = (
-                f"run budget reached: {self.budget} numbers checked, the rest stay pending for the next run"
+                f"{self.limit}: {self.budget} numbers checked, the rest stay pending for the next run"
             )

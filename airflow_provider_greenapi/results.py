@@ -44,7 +44,8 @@ class CheckOutcome:
 @dataclass
 class RunSummary:
     """The task's XCom: small whatever the size of the input. Every input is in exactly one count of
-    ``duplicates``, ``invalid`` and the distinct valid numbers; each distinct valid number is in exactly one
+    ``duplicates`` (its number came earlier in the input, under any source key: checked once, stored under
+    each key), ``invalid`` and the distinct valid numbers; each distinct valid number is in exactly one
     of ``fresh``, ``exists``, ``not_exists``, ``rejected`` (valid here, refused by GREEN-API), ``error`` and
     ``pending``. A sharded task (see sharding.py) counts only its own share in ``inputs``; the inputs it left
     to the other shards are in ``other_shards``, so the ``inputs`` of all shards add up to the whole input."""

@@ -198,19 +198,26 @@ class ResultsStore:
         self, inputs: Sequence[StagedInput], context: RunContext, freshness: Freshness, now: datetime
     ) -> StageCounts:
         """Record one chunk of inputs (not committed): invalid ones as such, fresh ones as answered,
-        the rest queued. Inputs already staged by this run are counted as duplicates."""
+        the rest queued. An input whose number this run has already seen counts as a duplicate (checked
+        once); under a new source key it still gets its own row, so the answer joins back to every key."""
         counts = StageCounts(inputs=len(inputs))
         numbers = sorted({i.number.digits for i in inputs if i.number.digits})
         existing = self._rows_for(numbers + [_invalid_key(i.number) for i in inputs if not i.number.digits])
         freshest = _freshest_answers(existing.values(), freshness.cutoffs(now), self.dialect)
         rows: dict[tuple[str, str], tuple[Any, ...]] = {}
         db_now = self.dialect.to_db_time(now)
+        seen = {row["phone_number"] for row in existing.values() if row["staged_by"] == context.token}
         for item in inputs:
             normalized = item.number
             key = (normalized.digits or _invalid_key(normalized), item.source_key)
             old = existing.get(key)
-            if key in rows or (old is not None and old["staged_by"] == context.token):
+            repeated_key = key in rows or (old is not None and old["staged_by"] == context.token)
+            # a valid number this run has seen (under any key), or invalid text repeated under the same key
+            if repeated_key if normalized.digits is None else normalized.digits in seen:
                 counts.duplicates += 1
+            if normalized.digits is not None:
+                seen.add(normalized.digits)
+            if repeated_key:
                 continue
             raw = normalized.raw[:_MAX_STORED_TEXT]
             if normalized.digits is None:
@@ -359,6 +366,15 @@ class ResultsStore:
                     for o in failed
                 ],
             )
+
+    def count_staged_rows(self, token: str) -> int:
+        """Rows this run staged: one per distinct (number, source key), invalid ones included."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(f"SELECT COUNT(*) FROM {self._table} WHERE staged_by = {self._p}", (token,))
+            return int(cursor.fetchone()[0])
+        finally:
+            cursor.close()
 
     def staged_rows(self, token: str, limit: int) -> list[dict[str, Any]]:
         """The rows this run staged, as plain dicts (for an XCom), at most ``limit``."""

@@ -144,6 +144,7 @@ def test_the_monthly_quota_on_the_connection_caps_the_run(emulator, warehouse):
     assert summary.exists + summary.not_exists == 4
     assert summary.pending == len(NUMBERS) - 4
     assert (summary.monthly_used, summary.monthly_left) == (4, 0)
+    assert summary.stopped_reason.startswith("monthly quota reached (0 of 4 calls used)"), summary.stopped_reason
     again = harness.run(NUMBERS)
     assert again.quota_spent == 0 and again.pending == len(NUMBERS) - 4
     assert_invariants(harness, again)

@@ -144,7 +144,9 @@ def test_sharded_runs_check_every_number_once_and_count_every_input_once(warehou
     assert {s["inputs"] + s["other_shards"] for s in summaries} == {len(inputs)}
     assert sum(s["inputs"] for s in summaries) == len(inputs)
     assert [s["invalid"] for s in summaries] == [3, 0, 0]  # recorded once, by shard 0
-    assert sum(s["duplicates"] for s in summaries) == 0  # distinct keys: same number, two rows, one check
+    assert sum(s["duplicates"] for s in summaries) == 2  # dup1, dup2: a seen number, own rows, one check each
+    assert sum(s["inputs"] for s in summaries) == sum(
+        s["duplicates"] + s["invalid"] + s["distinct_numbers"] for s in summaries)
     assert sum(s["distinct_numbers"] for s in summaries) == len(valid)
     assert sum(s["exists"] + s["not_exists"] for s in summaries) == len(valid)
     for index, (summary, counter) in enumerate(zip(summaries, counters, strict=True)):

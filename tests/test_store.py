@@ -75,8 +75,9 @@ def test_duplicates_across_chunks_are_found_in_the_table(store):
     run(store, [StagedInput(valid("79001234567"))], "run-1")
     counts = run(store, [StagedInput(valid("79001234567")), StagedInput(valid("79001234567"), "contact-9")],
                  "run-1")
-    assert counts.duplicates == 1  # same number and key; another key is another row
+    assert counts.duplicates == 2  # the number was seen in the first chunk: checked once...
     assert store.count_staged("run-1") == (1, 1)
+    assert rows(store)[("79001234567", "contact-9")]["status"] == "pending"  # ...and joined back to every key
 
 
 def test_queue_is_distinct_and_oldest_first(store):

@@ -83,6 +83,7 @@ class CheckWhatsappOperator(BaseOperator):
         chunk_size: int = 1000,
         max_xcom_results: int = 1000,
         emit_asset: bool = False,
+        state_poll_interval: float = 5.0,
         shard_index: int | None = None,
         shard_count: int | None = None,
         **kwargs: Any,
@@ -103,6 +104,8 @@ class CheckWhatsappOperator(BaseOperator):
             raise ValueError(
                 f"{self.task_id}: source_conn_id, phone_column and key_column only apply to a sql source."
             )
+        if not state_poll_interval > 0:
+            raise ValueError(f"{self.task_id}: state_poll_interval must be a number of seconds above 0.")
         if destination_table is not None and not destination_conn_id:
             raise ValueError(f"{self.task_id}: destination_table needs destination_conn_id.")
         for name in (destination_table, usage_table):
@@ -129,6 +132,7 @@ class CheckWhatsappOperator(BaseOperator):
         self.dry_run_mode = dry_run  # BaseOperator.dry_run() is a method: keep the flag under another name
         self.chunk_size = chunk_size
         self.max_xcom_results = max_xcom_results
+        self.state_poll_interval = state_poll_interval
         self.shard_index = shard_index
         self.shard_count = shard_count
         self.emit_asset = emit_asset
@@ -155,6 +159,7 @@ class CheckWhatsappOperator(BaseOperator):
             dry_run=self.dry_run_mode,
             chunk_size=self.chunk_size,
             results_limit=None if self.destination_conn_id else self.max_xcom_results,
+            state_poll_interval=self.state_poll_interval,
             shard=self.shard,
         )
         dag_run = context.get("dag_run")
@@ -173,8 +178,10 @@ class CheckWhatsappOperator(BaseOperator):
             try:
                 summary = checker.run(inputs)
             except BulkCheckStopped as stopped:
+                stopped.summary.destination_table = self.destination_table
                 context["ti"].xcom_push(key="summary", value=stopped.summary.to_dict())
                 raise
+        summary.destination_table = self.destination_table  # None when the results live only in the XCom
         if summary.results is not None:
             # Kept out of return_value: Airflow logs a task's return value, and these rows are personal data.
             context["ti"].xcom_push(key=RESULTS_XCOM_KEY, value=summary.results)
