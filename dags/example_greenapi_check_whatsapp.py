@@ -34,7 +34,9 @@ with DAG(
         source_conn_id=WAREHOUSE_CONN_ID,
         phone_column="phone",
         key_column="contact_id",  # join results back: whatsapp_checks.source_key = contacts.contact_id
-        default_region="US",  # for numbers written without a country code
+        # Numbers written without a country code are read as US numbers. One region per task: a national
+        # Russian "8 (912) 345-67-89" would be invalid here (wrong length for +1), valid with "RU".
+        default_region="US",
         destination_conn_id=WAREHOUSE_CONN_ID,
         destination_table="whatsapp_checks",
         max_age=timedelta(days=30),  # a "has WhatsApp" answer is re-checked after 30 days

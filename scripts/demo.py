@@ -58,7 +58,7 @@ def _formats(rng: random.Random) -> list[str]:
     mx = rng.choice(["55", "33", "81"]) + _digits(rng, 8)
     return [
         f"+7 {ru[:3]} {ru[3:6]}-{ru[6:8]}-{ru[8:]}",
-        f"8 ({ru[:3]}) {ru[3:6]}-{ru[6:8]}-{ru[8:]}",
+        f"+7 ({ru[:3]}) {ru[3:6]}-{ru[6:8]}-{ru[8:]}",
         f"7{kz}",
         f"+7 {kz[:3]} {kz[3:6]} {kz[6:8]} {kz[8:]}",
         f"({us[:3]}) {us[3:6]}-{us[6:]}",
