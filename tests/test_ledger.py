@@ -87,3 +87,35 @@ def test_concurrent_reservations_are_exact(warehouse):
         thread.join()
     assert len(granted) == 150 and len(refused) == 6 * 60 - 150
     assert ledgers[0].usage().calls == 150
+
+
+class SlowCommits:
+    """A connection whose commits take a while, as an fsync on a busy disk does; counts them."""
+
+    def __init__(self, connection):
+        self.connection, self.commits = connection, 0
+
+    def __getattr__(self, name):
+        return getattr(self.connection, name)
+
+    def commit(self):
+        self.commits += 1
+        threading.Event().wait(0.02)
+        self.connection.commit()
+
+
+def test_threads_of_one_task_share_commits(warehouse):
+    ledger = make_ledger(warehouse, thread_safe=True)
+    ledger.connection = slow = SlowCommits(ledger.connection)
+
+    def spend():
+        for _ in range(20):
+            ledger.reserve_call()
+
+    threads = [threading.Thread(target=spend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert ledger.usage().calls == 160
+    assert slow.commits < 160 / 2, "reservations waiting on a commit should share the next one"
