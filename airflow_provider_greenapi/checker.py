@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -307,6 +308,7 @@ class _Drain:
         self.checker, self.options, self.summary = checker, checker.options, summary
         self.budget, self.limit, self.queued, self.target = budget, limit, queued, min(budget, queued)
         self.in_flight: dict[Future[CheckOutcome | _Stop], str] = {}
+        self.completed: queue.SimpleQueue[Future[CheckOutcome | _Stop]] = queue.SimpleQueue()
         self.uncommitted: set[str] = set()  # sent or answered, not yet committed: not to be taken again
         self.buffer: list[CheckOutcome] = []
         self.numbers = checker._queued(self.uncommitted)
@@ -322,9 +324,10 @@ class _Drain:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="greenapi-check") as pool:
             try:
                 while self._top_up(pool, limit=2 * workers):
-                    done, _ = wait(self.in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self._take(self.in_flight.pop(future), future.result())
+                    for future in self._completed(timeout=0.5):
+                        number = self.in_flight.pop(future, None)
+                        if number is not None:  # None: cancelled, already given back by _cancel_unsent
+                            self._take(number, future.result())
                     if self.failure is None and watch.failure is not None:
                         self.failure = watch.failure
                     if self.failure is not None:
@@ -348,10 +351,23 @@ class _Drain:
             number = next(self.numbers, None)
             if number is None:
                 break
-            self.in_flight[pool.submit(self.checker._check_one, number)] = number
+            future = pool.submit(self.checker._check_one, number)
+            self.in_flight[future] = number
+            future.add_done_callback(self.completed.put)
             self.uncommitted.add(number)
             self.submitted += 1
         return bool(self.in_flight)
+
+    def _completed(self, timeout: float) -> list[Future[CheckOutcome | _Stop]]:
+        """The futures done since the last call, waiting up to ``timeout`` for the first one."""
+        try:
+            done = [self.completed.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                done.append(self.completed.get_nowait())
+        return done
 
     def _take(self, number: str, result: CheckOutcome | _Stop) -> None:
         if isinstance(result, _Stop):

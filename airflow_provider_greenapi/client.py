@@ -115,6 +115,12 @@ class GreenApiClient:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
+        # Proxies (with NO_PROXY) and the CA bundle come from the environment as requests reads them, but
+        # once: with trust_env on, requests re-reads the whole environment on every request.
+        environment = self._session.merge_environment_settings(self.api_url, {}, None, None, None)
+        self._session.trust_env = False
+        self._session.proxies.update(environment["proxies"])
+        self._session.verify = environment["verify"]
         paces = {CHECK_WHATSAPP: self.settings.requests_per_second,
                  GET_STATE_INSTANCE: _STATE_METHODS_PACE, GET_SETTINGS: _STATE_METHODS_PACE}
         self._limiters: dict[str, RateLimiter] = {
