@@ -183,3 +183,18 @@ def test_rate_limiter_spaces_calls_evenly():
     limiter.pause(2.0)
     limiter.acquire()
     assert waits[-1] == pytest.approx(2.0)
+
+
+def test_proxies_from_the_environment_are_honoured_with_no_proxy(server, monkeypatch):
+    server.script((200, '{"existsWhatsapp": false}'))
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the discard port: nothing listens
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    settings = ClientSettings(timeout=2, max_retries=0)
+    with GreenApiClient(server.url, "1101000001", TOKEN, settings) as api:
+        assert api.check_whatsapp("79001234567").exists is False  # NO_PROXY: straight to the server
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("no_proxy", raising=False)
+    server.script((200, '{"existsWhatsapp": true}'))
+    with GreenApiClient(server.url, "1101000001", TOKEN, settings) as api, pytest.raises(e.GreenApiTransientError):
+        api.check_whatsapp("79001234567")  # through the (dead) proxy, as requests itself would go
+    assert len(server.requests) == 1  # the second call never reached the server
