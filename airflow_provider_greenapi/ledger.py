@@ -155,11 +155,13 @@ class UsageLedger:
                 finally:
                     cursor.close()
                 self.connection.commit()
-        except Exception as error:
+        except BaseException as error:  # every waiter of the batch learns the outcome, or it would wait forever
             with contextlib.suppress(Exception):
                 self.connection.rollback()
             for request in batch:
                 request.error = error
+            if not isinstance(error, Exception):
+                raise
             return
         for request, ok in zip(batch, granted, strict=True):
             request.granted = ok
