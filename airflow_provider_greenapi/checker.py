@@ -308,7 +308,7 @@ class _Drain:
         self.checker, self.options, self.summary = checker, checker.options, summary
         self.budget, self.limit, self.queued, self.target = budget, limit, queued, min(budget, queued)
         self.in_flight: dict[Future[CheckOutcome | _Stop], str] = {}
-        self.completed: queue.SimpleQueue[Future[CheckOutcome | _Stop]] = queue.SimpleQueue()
+        self.finished: queue.SimpleQueue[Future[CheckOutcome | _Stop]] = queue.SimpleQueue()
         self.uncommitted: set[str] = set()  # sent or answered, not yet committed: not to be taken again
         self.buffer: list[CheckOutcome] = []
         self.numbers = checker._queued(self.uncommitted)
@@ -324,7 +324,7 @@ class _Drain:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="greenapi-check") as pool:
             try:
                 while self._top_up(pool, limit=2 * workers):
-                    for future in self._completed(timeout=0.5):
+                    for future in self._collect_finished(timeout=0.5):
                         number = self.in_flight.pop(future, None)
                         if number is not None:  # None: cancelled, already given back by _cancel_unsent
                             self._take(number, future.result())
@@ -353,20 +353,20 @@ class _Drain:
                 break
             future = pool.submit(self.checker._check_one, number)
             self.in_flight[future] = number
-            future.add_done_callback(self.completed.put)
+            future.add_done_callback(self.finished.put)
             self.uncommitted.add(number)
             self.submitted += 1
         return bool(self.in_flight)
 
-    def _completed(self, timeout: float) -> list[Future[CheckOutcome | _Stop]]:
+    def _collect_finished(self, timeout: float) -> list[Future[CheckOutcome | _Stop]]:
         """The futures done since the last call, waiting up to ``timeout`` for the first one."""
         try:
-            done = [self.completed.get(timeout=timeout)]
+            done = [self.finished.get(timeout=timeout)]
         except queue.Empty:
             return []
         with contextlib.suppress(queue.Empty):
             while True:
-                done.append(self.completed.get_nowait())
+                done.append(self.finished.get_nowait())
         return done
 
     def _take(self, number: str, result: CheckOutcome | _Stop) -> None:
