@@ -25,6 +25,8 @@ from typing import Any
 import common
 import requests
 
+from airflow_provider_greenapi.emulator import airflow_connection
+
 LATENCY_MS = 200.0
 RATE = 10.0
 CASES = (1, 2, 4)
@@ -45,10 +47,7 @@ def worker(shard: int, shards: int, base_url: str, warehouse: str, max_in_flight
     common.prepare_airflow_home()
     id_instance, token = instance(shard)
     conn_id = f"greenapi_{shard + 1}"
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
-        {"conn_type": "greenapi", "host": base_url, "login": id_instance, "password": token,
-         "extra": {"timeout": 30}}
-    )
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = airflow_connection(base_url, id_instance, token, timeout=30)
     os.environ[f"AIRFLOW_CONN_{common.WAREHOUSE_CONN_ID.upper()}"] = json.dumps(
         {"conn_type": "sqlite", "host": warehouse}
     )

@@ -27,6 +27,8 @@ from typing import Any
 
 import requests
 
+from airflow_provider_greenapi.emulator import airflow_connection
+
 ID_INSTANCE = "1101000001"
 TOKEN = "bench-token-5f0c1a9e"
 GREENAPI_CONN_ID = "greenapi_default"
@@ -143,9 +145,8 @@ class EmulatorProcess:
 def set_connections(emulator_url: str, warehouse: Path | None = None, **greenapi_extra: Any) -> None:
     """``AIRFLOW_CONN_GREENAPI_DEFAULT`` for the emulator and ``AIRFLOW_CONN_WAREHOUSE`` for a SQLite file."""
     extra = {"timeout": 30, **greenapi_extra}
-    os.environ[f"AIRFLOW_CONN_{GREENAPI_CONN_ID.upper()}"] = json.dumps(
-        {"conn_type": "greenapi", "host": emulator_url, "login": ID_INSTANCE, "password": TOKEN, "extra": extra}
-    )
+    os.environ[f"AIRFLOW_CONN_{GREENAPI_CONN_ID.upper()}"] = airflow_connection(emulator_url, ID_INSTANCE, TOKEN,
+                                                                               **extra)
     if warehouse is not None:
         os.environ[f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}"] = json.dumps(
             {"conn_type": "sqlite", "host": str(warehouse)}

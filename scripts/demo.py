@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from airflow_provider_greenapi.emulator import airflow_connection
 from airflow_provider_greenapi.numbers import mask_phone_number
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,10 +135,8 @@ def airflow_env(api_url: str) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "AIRFLOW_CONN_GREENAPI_DEFAULT": json.dumps({
-            "conn_type": "greenapi", "host": api_url, "login": ID_INSTANCE, "password": TOKEN,
-            "extra": {"requests_per_second": 10, "max_in_flight": 4, "monthly_quota": 30000},
-        }),
+        "AIRFLOW_CONN_GREENAPI_DEFAULT": airflow_connection(
+            api_url, ID_INSTANCE, TOKEN, requests_per_second=10, max_in_flight=4, monthly_quota=30000),
         "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps({"conn_type": "sqlite", "host": str(WAREHOUSE)}),
     }
 

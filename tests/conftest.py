@@ -17,7 +17,7 @@ import pytest
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="greenapi-airflow-home-")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
+from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator, airflow_connection
 from airflow_provider_greenapi.store import Dialect
 from tests.postgres_server import PostgresCluster, PostgresServer, why_unavailable
 
@@ -34,9 +34,7 @@ def emulator() -> Iterator[GreenApiEmulator]:
 def greenapi_connection(emu: GreenApiEmulator, id_instance: str = ID_INSTANCE, token: str = TOKEN,
                         **extra: Any) -> str:
     """An AIRFLOW_CONN_* value (JSON) for an emulated instance, with fast-retry test settings."""
-    settings = {"retry_backoff": 0.01, "timeout": 5, **extra}
-    return json.dumps({"conn_type": "greenapi", "host": emu.base_url, "login": id_instance,
-                       "password": token, "extra": settings})
+    return airflow_connection(emu.base_url, id_instance, token, **{"retry_backoff": 0.01, "timeout": 5, **extra})
 
 
 @pytest.fixture

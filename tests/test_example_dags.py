@@ -52,9 +52,7 @@ def test_the_daily_example_writes_the_warehouse(airflow_home, emulator, tmp_path
         db.executemany("INSERT INTO contacts VALUES (?, ?, ?)",
                        [(i + 1, f"c{i}", n) for i, n in enumerate([*numbers, numbers[0], "junk", None])])
     env = {**airflow_home,
-           "AIRFLOW_CONN_GREENAPI_DEFAULT": json.dumps({
-               "conn_type": "greenapi", "host": emulator.base_url, "login": ID_INSTANCE, "password": TOKEN,
-               "extra": {"requests_per_second": 10}}),
+           "AIRFLOW_CONN_GREENAPI_DEFAULT": emulator.airflow_connection(requests_per_second=10),
            "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps({"conn_type": "sqlite", "host": str(warehouse)})}
     output = dags_test(env, "example_greenapi_check_whatsapp")
     assert TOKEN not in output
@@ -72,8 +70,7 @@ def test_the_daily_example_writes_the_warehouse(airflow_home, emulator, tmp_path
 
 @pytest.mark.slow
 def test_the_xcom_example_checks_the_upstream_list(airflow_home, emulator):
-    env = {**airflow_home, "AIRFLOW_CONN_GREENAPI_DEFAULT": json.dumps({
-        "conn_type": "greenapi", "host": emulator.base_url, "login": ID_INSTANCE, "password": TOKEN})}
+    env = {**airflow_home, "AIRFLOW_CONN_GREENAPI_DEFAULT": emulator.airflow_connection()}
     output = dags_test(env, "example_greenapi_numbers_from_xcom")
     assert TOKEN not in output
     counters = emulator.counters(ID_INSTANCE)

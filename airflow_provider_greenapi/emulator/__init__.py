@@ -27,7 +27,7 @@ from airflow_provider_greenapi.emulator.control import CONTROL_PREFIX
 from airflow_provider_greenapi.emulator.faults import Fault, FaultPlan
 from airflow_provider_greenapi.emulator.instances import NO_RESPONSE, Counters, LiveInstance
 from airflow_provider_greenapi.emulator.numbers_rule import NumbersRule
-from airflow_provider_greenapi.emulator.server import GreenApiEmulator, redact_path
+from airflow_provider_greenapi.emulator.server import GreenApiEmulator, airflow_connection, redact_path
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -47,5 +47,6 @@ __all__ = [
     "Plan",
     "RateLimits",
     "StateChange",
+    "airflow_connection",
     "redact_path",
 ]

@@ -307,6 +307,16 @@ class _EmulatorHttpServer(ThreadingHTTPServer):
         log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
 
 
+def airflow_connection(base_url: str, id_instance: str, api_token: str, **extra: Any) -> str:
+    """The JSON value of an ``AIRFLOW_CONN_*`` environment variable for a GREEN-API instance at ``base_url``
+    (an emulator started elsewhere, say), with ``extra`` as the connection's extra fields."""
+    connection: dict[str, Any] = {"conn_type": "greenapi", "host": base_url, "login": id_instance,
+                                  "password": api_token}
+    if extra:
+        connection["extra"] = extra
+    return json.dumps(connection)
+
+
 class GreenApiEmulator:
     """A local GREEN-API server on a background thread, for tests, demos and benchmarks.
 
@@ -405,17 +415,11 @@ class GreenApiEmulator:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
-    def airflow_connection(self, id_instance: str | None = None) -> str:
-        """The JSON value of ``AIRFLOW_CONN_GREENAPI_DEFAULT`` for an instance (the first one by default)."""
+    def airflow_connection(self, id_instance: str | None = None, **extra: Any) -> str:
+        """The JSON value of ``AIRFLOW_CONN_GREENAPI_DEFAULT`` for an instance (the first one by default),
+        with ``extra`` as the connection's extra fields."""
         instance = self.instance(id_instance) if id_instance is not None else self.service.instances()[0]
-        return json.dumps(
-            {
-                "conn_type": "greenapi",
-                "host": self.base_url,
-                "login": instance.id_instance,
-                "password": instance.api_token,
-            }
-        )
+        return airflow_connection(self.base_url, instance.id_instance, instance.api_token, **extra)
 
     # --- instances -----------------------------------------------------------------------------------------
 
