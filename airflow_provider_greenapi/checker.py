@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from airflow_provider_greenapi.client import GreenApiClient
+from airflow_provider_greenapi.client import CHECK_WHATSAPP, GreenApiClient
 from airflow_provider_greenapi.errors import (
     GreenApiError,
     GreenApiInvalidNumberError,
@@ -229,7 +229,7 @@ class BulkChecker:
         if self.options.max_checks is not None and self.options.max_checks < queued:
             budget, limit = self.options.max_checks, f"run budget reached (max_checks={self.options.max_checks})"
         if usage is not None:
-            summary.monthly_used, summary.monthly_quota, summary.monthly_left = usage.calls, usage.quota, usage.left
+            summary.note_monthly_usage(usage.calls, usage.quota, usage.left)
             if usage.left is not None and usage.left < budget:
                 log.warning(
                     "Only %d checkWhatsapp calls are left this month (%d of %d used): checking %d of %d numbers.",
@@ -272,7 +272,7 @@ class BulkChecker:
             log.warning("Could not record the 466 answer in the usage ledger: %s", db_error)
 
     def _before_send(self, method: str) -> None:
-        if method == "checkWhatsapp" and self.ledger is not None:
+        if method == CHECK_WHATSAPP and self.ledger is not None:
             self.ledger.reserve_call(method)
 
     def _log_progress(self, summary: RunSummary, target: int, elapsed: float) -> None:
@@ -291,13 +291,13 @@ class BulkChecker:
     def _finish(self, summary: RunSummary, started: float) -> None:
         stats = self.client.stats
         summary.numbers_sent = summary.checked
-        summary.quota_spent = stats.requests["checkWhatsapp"]
+        summary.quota_spent = stats.requests[CHECK_WHATSAPP]
         summary.retries = stats.retries
         summary.rate_limited = stats.rate_limited
         summary.duration_seconds = round(time.monotonic() - started, 3)
         if self.ledger is not None:
             usage = self.ledger.usage()
-            summary.monthly_used, summary.monthly_quota, summary.monthly_left = usage.calls, usage.quota, usage.left
+            summary.note_monthly_usage(usage.calls, usage.quota, usage.left)
 
 
 class _Drain:

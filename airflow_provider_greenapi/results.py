@@ -77,6 +77,10 @@ class RunSummary:
     # Per-number rows when the run has no results table; never part of to_dict() (see the operator).
     results: list[dict[str, Any]] | None = field(default=None, repr=False)
 
+    def note_monthly_usage(self, used: int, quota: int | None, left: int | None) -> None:
+        """The usage ledger's figures for this instance and month."""
+        self.monthly_used, self.monthly_quota, self.monthly_left = used, quota, left
+
     def count_outcome(self, status: CheckStatus) -> None:
         """Count the outcome of one number sent to checkWhatsapp."""
         name = "rejected" if status is CheckStatus.INVALID else status.value

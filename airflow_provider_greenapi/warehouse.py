@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_greenapi.store import Dialect
@@ -28,7 +29,8 @@ def get_db_hook(conn_id: str, role: str) -> Any:
 
 
 def dialect_of(hook: Any, conn_id: str) -> Dialect:
-    conn_type = hook.get_connection(conn_id).conn_type
+    """The results dialect of a common-sql hook (its class's connection type: no second connection lookup)."""
+    conn_type = hook.conn_type
     try:
         return _DIALECTS[conn_type]
     except KeyError:
@@ -45,6 +47,14 @@ def connect(hook: Any, dialect: Dialect) -> Any:
         uri = hook.get_uri().replace("sqlite:///", "file:")
         return sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
     return hook.get_conn()
+
+
+def streaming_cursor(hook: Any, connection: Any) -> Callable[[], Any]:
+    """A factory of cursors that stream a query's rows: PostgreSQL's server-side (named) cursor, whose
+    rows arrive in chunks instead of all at once; the driver's plain cursor elsewhere."""
+    if _DIALECTS.get(hook.conn_type) is Dialect.POSTGRES:
+        return lambda: connection.cursor(name="greenapi_source", withhold=True)
+    return connection.cursor
 
 
 def open_warehouse(conn_id: str) -> tuple[Any, Any, Dialect]:

@@ -162,3 +162,16 @@ def test_an_unknown_connection_is_named(greenapi_conn, context):
     operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS, destination_conn_id="no_such_db")
     with pytest.raises(ValueError, match="no_such_db"):
         operator.execute(context)
+
+
+def test_a_postgres_source_streams_through_a_server_side_cursor(warehouse):
+    from airflow_provider_greenapi.warehouse import get_db_hook, streaming_cursor
+
+    hook = get_db_hook("warehouse", "source")
+    connection = hook.get_conn()
+    try:
+        cursor = streaming_cursor(hook, connection)()
+        named = getattr(cursor, "name", None) is not None  # psycopg2's named cursors live on the server
+        assert named is (warehouse.dialect.value == "postgres")
+    finally:
+        connection.close()

@@ -19,7 +19,7 @@ from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
 from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.sources import InputRow, numbers_from_query, numbers_from_value
 from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore, RunContext, quote_table_name
-from airflow_provider_greenapi.warehouse import connect, get_db_hook, open_warehouse
+from airflow_provider_greenapi.warehouse import connect, get_db_hook, open_warehouse, streaming_cursor
 
 DEFAULT_DESTINATION_TABLE = "whatsapp_checks"
 RESULTS_XCOM_KEY = "results"  # per-number rows, pushed only when there is no destination table
@@ -246,12 +246,8 @@ class CheckWhatsappOperator(BaseOperator):
         connection = store.connection if same_sqlite else source_hook.get_conn()
         if not same_sqlite:
             stack.callback(connection.close)
-        if source_hook.get_connection(self.source_conn_id).conn_type in ("postgres", "postgresql"):
-            def open_cursor() -> Any:  # server-side, so that rows stream instead of loading at once
-                return connection.cursor(name="greenapi_source", withhold=True)
-        else:
-            open_cursor = connection.cursor
-        return numbers_from_query(open_cursor, self.sql, self.phone_column, self.key_column, self.chunk_size)
+        return numbers_from_query(streaming_cursor(source_hook, connection), self.sql, self.phone_column,
+                                  self.key_column, self.chunk_size)
 
 def _rules(rules: Sequence[NumberRule | str] | None) -> list[NumberRule] | None:
     if rules is None:
