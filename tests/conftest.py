@@ -64,6 +64,15 @@ class Warehouse:
     connect: Callable[[], Any]
     airflow_uri: str
 
+    def connect_from_threads(self, busy_timeout: float = 30) -> Any:
+        """A connection several threads may share, as the provider opens the usage ledger's."""
+        if self.dialect is not Dialect.SQLITE:
+            return self.connect()
+        probe = self.connect()
+        path = probe.execute("PRAGMA database_list").fetchone()[2]
+        probe.close()
+        return sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
+
 
 def _new_pg_database(server: PostgresServer) -> str:
     import psycopg2

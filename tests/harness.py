@@ -4,6 +4,7 @@ tests and as a separate process (``python -m tests.harness``) that a test can ki
 from __future__ import annotations
 
 import argparse
+import functools
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from airflow_provider_greenapi.emulator import NumbersRule
 from airflow_provider_greenapi.ledger import UsageLedger
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.store import Dialect, ResultsStore
-from tests.conftest import ID_INSTANCE, TOKEN
+from tests.conftest import ID_INSTANCE, TOKEN, Warehouse
 
 
 class Harness:
@@ -33,7 +34,7 @@ class Harness:
     def run(self, values, **options):
         client = GreenApiClient(self.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings))
         store_connection = self.warehouse.connect()
-        ledger_connection = self._thread_safe_connection()
+        ledger_connection = self.warehouse.connect_from_threads(self.busy_timeout)
         store = ResultsStore(store_connection, self.warehouse.dialect, "whatsapp_checks")
         ledger = UsageLedger(ledger_connection, self.warehouse.dialect, ID_INSTANCE, self.monthly_quota)
         checker = BulkChecker(client, store, PhoneNumberNormalizer(), ledger=ledger,
@@ -44,12 +45,6 @@ class Harness:
             client.close()
             store_connection.close()
             ledger_connection.close()
-
-    def _thread_safe_connection(self):
-        if self.warehouse.dialect is Dialect.SQLITE:
-            path = self.warehouse.connect().execute("PRAGMA database_list").fetchone()[2]
-            return sqlite3.connect(path, timeout=self.busy_timeout, check_same_thread=False)
-        return self.warehouse.connect()
 
     def rows(self):
         """Every row of the results table: (phone_number, status, exists_whatsapp, queued_at, source_key)."""
@@ -95,18 +90,15 @@ def assert_invariants(harness, summary, ledger_calls=None):
             assert bool(exists) == truth.has_whatsapp(number)
 
 
-class _Database:
-    """The part of tests.conftest.Warehouse that the harness needs, rebuilt from the command line."""
+def _warehouse(dialect: str, target: str) -> Warehouse:
+    """The test warehouse the killed process writes to, rebuilt from the command line."""
+    if dialect == Dialect.SQLITE.value:
+        connect: Callable[[], Any] = functools.partial(sqlite3.connect, target, timeout=30)
+    else:
+        import psycopg2
 
-    def __init__(self, dialect: str, target: str) -> None:
-        self.dialect = Dialect(dialect)
-        self.connect: Callable[[], Any]
-        if self.dialect is Dialect.SQLITE:
-            self.connect = lambda: sqlite3.connect(target, timeout=30)
-        else:
-            import psycopg2
-
-            self.connect = lambda: psycopg2.connect(target)
+        connect = functools.partial(psycopg2.connect, target)
+    return Warehouse(Dialect(dialect), "warehouse", connect, target)
 
 
 def main(argv: list[str]) -> None:
@@ -117,7 +109,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("numbers", help="comma-separated numbers")
     parser.add_argument("--chunk-size", type=int, default=1000)
     args = parser.parse_args(argv)
-    harness = Harness(None, _Database(args.dialect, args.target), max_in_flight=2)
+    harness = Harness(None, _warehouse(args.dialect, args.target), max_in_flight=2)
     harness.base_url = args.base_url
     summary = harness.run(args.numbers.split(","), chunk_size=args.chunk_size, commit_interval=0.5)
     print(summary.describe(), flush=True)

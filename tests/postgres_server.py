@@ -7,10 +7,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
+
+from tests.airflow_cli import free_port
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,6 @@ def why_unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PostgresCluster:
     """initdb + pg_ctl start on a free port in a temporary folder; stop and delete on close."""
 
@@ -61,7 +56,7 @@ class PostgresCluster:
         self.bin = find_binaries()
         assert self.bin, "no PostgreSQL binaries"
         self.dir = tempfile.mkdtemp(prefix="greenapi-pg-")
-        self.port = _free_port()
+        self.port = free_port()
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             account = pwd.getpwnam("postgres")

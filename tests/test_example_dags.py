@@ -6,15 +6,14 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.airflow_cli import AIRFLOW, migrate
 from tests.conftest import ID_INSTANCE, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
 def test_dag_bag_has_no_import_errors():
@@ -30,8 +29,7 @@ def airflow_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-e2e")
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    result = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    migrate(env)
     return env
 
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from airflow_provider_greenapi import get_provider_info
 from airflow_provider_greenapi.hooks.greenapi import GreenApiConnectionError, GreenApiHook
+from tests.airflow_cli import AIRFLOW
 from tests.conftest import ID_INSTANCE, TOKEN, greenapi_connection
-
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
 def airflow_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -9,17 +9,10 @@ import pytest
 
 from airflow_provider_greenapi.errors import QuotaBudgetExhausted
 from airflow_provider_greenapi.ledger import UsageLedger
-from airflow_provider_greenapi.store import Dialect
 
 
 def make_ledger(warehouse, quota=None, clock=None, thread_safe=False):
-    if thread_safe and warehouse.dialect is Dialect.SQLITE:
-        import sqlite3
-
-        path = warehouse.connect().execute("PRAGMA database_list").fetchone()[2]
-        connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
-    else:
-        connection = warehouse.connect()
+    connection = warehouse.connect_from_threads() if thread_safe else warehouse.connect()
     kwargs = {"clock": clock} if clock else {}
     ledger = UsageLedger(connection, warehouse.dialect, "1101000001", quota, **kwargs)
     ledger.ensure_table()

@@ -96,14 +96,20 @@ def _sqlite_warehouse(tmp_path, busy_timeout):
 MANY = [f"7913{i:07d}" for i in range(30)]
 
 
-def test_a_short_sqlite_lock_is_waited_out(emulator, tmp_path):
-    warehouse, path = _sqlite_warehouse(tmp_path, busy_timeout=5)
+def _lock_the_file_mid_run(emulator, tmp_path, busy_timeout):
+    """Start a run on a SQLite warehouse, and once it is sending take the file's exclusive lock."""
+    warehouse, path = _sqlite_warehouse(tmp_path, busy_timeout)
     harness = Harness(emulator, warehouse, max_in_flight=2)
-    harness.busy_timeout = 5
+    harness.busy_timeout = busy_timeout
     thread, outcome = _run_in_thread(harness, MANY, chunk_size=3, commit_interval=0.2)
     _wait_for_calls(emulator, 8)
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
+    return harness, thread, outcome, locker
+
+
+def test_a_short_sqlite_lock_is_waited_out(emulator, tmp_path):
+    harness, thread, outcome, locker = _lock_the_file_mid_run(emulator, tmp_path, busy_timeout=5)
     time.sleep(1.0)
     locker.execute("COMMIT")
     thread.join()
@@ -112,13 +118,7 @@ def test_a_short_sqlite_lock_is_waited_out(emulator, tmp_path):
 
 
 def test_a_long_sqlite_lock_stops_the_run_and_a_rerun_finishes(emulator, tmp_path):
-    warehouse, path = _sqlite_warehouse(tmp_path, busy_timeout=0.5)
-    harness = Harness(emulator, warehouse, max_in_flight=2)
-    harness.busy_timeout = 0.5
-    thread, outcome = _run_in_thread(harness, MANY, chunk_size=3, commit_interval=0.2)
-    _wait_for_calls(emulator, 8)
-    locker = sqlite3.connect(path, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
+    harness, thread, outcome, locker = _lock_the_file_mid_run(emulator, tmp_path, busy_timeout=0.5)
     thread.join(timeout=60)
     locker.execute("COMMIT")
     assert "locked" in str(outcome.get("error")), outcome

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
-import sys
 import threading
-import time
-import urllib.request
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
@@ -28,10 +24,10 @@ from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOper
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
 from airflow_provider_greenapi.sharding import Shard, greenapi_shards, shard_of
 from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore, RunContext, StagedInput
+from tests.airflow_cli import AIRFLOW, free_port, migrate, wait_until_answering
 from tests.conftest import _new_pg_database, greenapi_connection, make_warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 INSTANCES = [(f"11010000{i + 1:02d}", f"shard-token-{i + 1}-{uuid.uuid4().hex[:12]}") for i in range(4)]
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 
@@ -185,6 +181,24 @@ def test_a_shard_rerun_finds_its_own_numbers_fresh(warehouse, context, monkeypat
     assert first["pending"] == len(own) - 2  # the budget left the rest queued ...
     assert second["fresh"] == 2 and second["numbers_sent"] == len(own) - 2  # ... and the rerun took them
     assert sorted(calls) == sorted(own) and set(calls.values()) == {1}
+
+
+def test_changing_the_connections_rechecks_nothing_fresh(warehouse, context, monkeypatch):
+    valid = numbers(20)
+    with multi_emulator(3) as emu:
+        for i, (instance, token) in enumerate(INSTANCES[:3]):
+            monkeypatch.setenv(f"AIRFLOW_CONN_GREENAPI_{i + 1}", greenapi_connection(emu, instance, token))
+        for kwargs in greenapi_shards(["greenapi_1", "greenapi_2"]):
+            CheckWhatsappOperator(task_id="check", phone_numbers=valid, destination_conn_id=warehouse.conn_id,
+                                  **kwargs).execute(context)
+        calls_before = sum(emu.counters(i).count("checkWhatsapp") for i, _ in INSTANCES[:3])
+        again = [CheckWhatsappOperator(task_id="check", phone_numbers=valid, destination_conn_id=warehouse.conn_id,
+                                       **kwargs).execute(context)
+                 for kwargs in greenapi_shards(["greenapi_1", "greenapi_2", "greenapi_3"])]  # numbers move shards
+        calls_after = sum(emu.counters(i).count("checkWhatsapp") for i, _ in INSTANCES[:3])
+    assert calls_before == len(valid)
+    assert calls_after == calls_before  # every moved number found its stored answer fresh
+    assert sum(s["fresh"] for s in again) == len(valid)
 
 
 # --- PostgreSQL under concurrent writers --------------------------------------------------------------------
@@ -380,30 +394,12 @@ def test_sharded_checkers_in_parallel_on_one_postgres(pg):
 # --- the sharded example DAG on Airflow's LocalExecutor -----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(url: str, server: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"the API server did not answer in {timeout:.0f} s: {log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def local_executor(tmp_path_factory, postgres):
     """An Airflow home whose tasks run in parallel processes: LocalExecutor, a PostgreSQL metadata database
     (SQLite's single writer would serialise the workers' calls), and the execution API server it needs."""
     home = tmp_path_factory.mktemp("airflow-local-executor")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -416,8 +412,7 @@ def local_executor(tmp_path_factory, postgres):
         "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex * 2,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
     }
-    migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
-    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+    migrate(env)
     log = home / "api-server.log"
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -425,7 +420,7 @@ def local_executor(tmp_path_factory, postgres):
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(f"http://127.0.0.1:{port}/execution/health", server, log)
+        wait_until_answering(f"http://127.0.0.1:{port}/execution/health", server, log)
         yield env
     finally:
         server.terminate()

@@ -10,12 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +18,8 @@ from typing import Any
 
 import pytest
 
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+from tests.airflow_cli import AIRFLOW, free_port, migrate, wait_until_answering
+
 CHROMIUM = os.environ.get("GREENAPI_CHROMIUM", "/usr/bin/chromium")
 # Without these Chromium stalls on this closed network (first-run, component updates, sync, QUIC probes).
 # Playwright itself adds --headless and a fresh --user-data-dir (it refuses one passed in ``args``).
@@ -59,12 +55,6 @@ class ApiServer:
         return "\n".join(self.output().splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _server_env(home: Path, shim_dir: Path) -> dict[str, str]:
     # Nothing from the developer's own Airflow set-up (another DB, auth manager or AIRFLOW_CONN_*) leaks in.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
@@ -85,21 +75,6 @@ def _server_env(home: Path, shim_dir: Path) -> dict[str, str]:
         "NO_COLOR": "1",
     })
     return env
-
-
-def _wait_until_up(server: ApiServer, deadline: float) -> None:
-    url = f"{server.base_url}/api/v2/monitor/health"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"airflow api-server exited with {server.process.returncode}:\n{server.tail()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"airflow api-server did not answer {url} within {SERVER_START_TIMEOUT:.0f} s:\n{server.tail()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -125,11 +100,9 @@ def airflow_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api
     env = _server_env(home, shim_dir)
     log = home / "api-server.log"
 
-    migrate = subprocess.run([AIRFLOW, "db", "migrate"], env={**env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
-                             capture_output=True, text=True, timeout=180)
-    assert migrate.returncode == 0, f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
+    migrate({**env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}, timeout=180)
 
-    port = _free_port()
+    port = free_port()
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
@@ -137,7 +110,7 @@ def airflow_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api
         )
     server = ApiServer(f"http://127.0.0.1:{port}", home, log, process)
     try:
-        _wait_until_up(server, time.monotonic() + SERVER_START_TIMEOUT)
+        wait_until_answering(f"{server.base_url}/api/v2/monitor/health", process, log, SERVER_START_TIMEOUT)
         yield server
     finally:
         _stop(process)

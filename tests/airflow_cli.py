@@ -1,0 +1,41 @@
+"""Airflow's real CLI from the tests: this virtualenv's ``airflow``, a migrated metadata database, a free
+loopback port, and waiting for a server the tests started to answer."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def migrate(env: dict[str, str], timeout: float = 600) -> None:
+    """``airflow db migrate`` in ``env`` (its AIRFLOW_HOME and metadata database), or fail with its output."""
+    done = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    """Wait until ``url`` answers 200, failing early with the log's tail if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
