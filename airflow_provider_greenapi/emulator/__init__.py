@@ -26,6 +26,7 @@ from airflow_provider_greenapi.emulator.config import (
 from airflow_provider_greenapi.emulator.control import CONTROL_PREFIX
 from airflow_provider_greenapi.emulator.faults import Fault, FaultPlan
 from airflow_provider_greenapi.emulator.instances import NO_RESPONSE, Counters, LiveInstance
+from airflow_provider_greenapi.emulator.journal import JOURNAL_LIMIT, JournalEntry, RequestJournal
 from airflow_provider_greenapi.emulator.numbers_rule import NumbersRule
 from airflow_provider_greenapi.emulator.server import GreenApiEmulator, airflow_connection, redact_path
 
@@ -33,6 +34,7 @@ __all__ = [
     "CONTROL_PREFIX",
     "DEFAULT_API_TOKEN",
     "DEFAULT_ID_INSTANCE",
+    "JOURNAL_LIMIT",
     "NO_RESPONSE",
     "ChatIdStyle",
     "Counters",
@@ -42,10 +44,12 @@ __all__ = [
     "FaultPlan",
     "GreenApiEmulator",
     "InstanceState",
+    "JournalEntry",
     "LiveInstance",
     "NumbersRule",
     "Plan",
     "RateLimits",
+    "RequestJournal",
     "StateChange",
     "airflow_connection",
     "redact_path",

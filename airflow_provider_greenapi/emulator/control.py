@@ -65,6 +65,11 @@ def _reset_counters(instance: LiveInstance, body: dict[str, Any]) -> Any:
     return instance.counters().to_dict()
 
 
+def _reset_journal(instance: LiveInstance, body: dict[str, Any]) -> Any:
+    instance.journal.reset()
+    return {"status": "ok"}
+
+
 _INSTANCE_POSTS: dict[str, _InstanceAction] = {
     "state": _set_state,
     "state-changes": _schedule_state_change,
@@ -73,15 +78,16 @@ _INSTANCE_POSTS: dict[str, _InstanceAction] = {
     "faults": _inject_faults,
     "faults/clear": _clear_faults,
     "counters/reset": _reset_counters,
+    "journal/reset": _reset_journal,
 }
 
 
 class ControlApi:
     """Routes ``/__emulator__/...`` requests to the service.
 
-    ``GET  health | instances | instances/{id} | instances/{id}/counters | counters``
+    ``GET  health | instances | instances/{id} | instances/{id}/counters | instances/{id}/journal | counters``
     ``POST instances`` (add one) ``| counters/reset`` and, per instance, ``POST instances/{id}/``
-    ``state | state-changes | quota | quota/reset | faults | faults/clear | counters/reset``.
+    ``state | state-changes | quota | quota/reset | faults | faults/clear | counters/reset | journal/reset``.
     """
 
     def __init__(self, service: GreenApiService) -> None:
@@ -118,6 +124,8 @@ class ControlApi:
                     return json_reply(200, service.instance(id_instance).to_public_dict())
                 if what == "counters":
                     return json_reply(200, service.instance(id_instance).counters().to_dict())
+                if what == "journal":
+                    return json_reply(200, service.instance(id_instance).journal.to_dict())
         elif verb == "POST":
             if route == "instances":
                 live = service.add_instance(EmulatedInstance.from_dict(payload))

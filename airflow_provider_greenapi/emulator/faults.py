@@ -23,6 +23,8 @@ class Fault(str, enum.Enum):
     RATE_LIMITED_RETRY_AFTER = "429_retry_after"  # 429, empty body, Retry-After: FaultPlan.retry_after_s
     CLIENT_CLOSED = "499"
     SERVER_ERROR = "500"
+    ECHO_400 = "400_echo"  # 400 of no known kind whose description echoes the request path (token included)
+    ECHO_500 = "500_echo"  # 500 whose description echoes the request path (token included)
     BAD_GATEWAY = "502"  # nginx-style HTML body, as a gateway sends it
     UNAVAILABLE = "503"  # nginx-style HTML body
     DROP = "drop"  # close the connection without any answer

@@ -258,12 +258,26 @@ class GreenApiService:
 
     # --- requests ------------------------------------------------------------------------------------------
 
-    def handle(self, verb: str, path: str, content_type: str, body: bytes) -> Reply:
-        """Answer one request to ``/waInstance{idInstance}/{method}/{apiTokenInstance}``."""
+    @staticmethod
+    def _path_parts(path: str) -> list[str] | None:
+        """``["", "waInstance{id}", method(, token)]`` of a GREEN-API path, or None for any other path."""
         parts = path.partition("?")[0].split("/")
         if len(parts) == 5 and parts[4] == "":
             parts.pop()
         if len(parts) not in (3, 4) or parts[0] != "" or not parts[1].startswith("waInstance"):
+            return None
+        return parts
+
+    def addressee(self, path: str) -> tuple[LiveInstance, str] | None:
+        """The instance and canonical method a request path is for, or None when it names no instance."""
+        parts = self._path_parts(path)
+        instance = self._instances.get(parts[1][len("waInstance") :]) if parts is not None else None
+        return (instance, canonical_method(parts[2])) if instance is not None and parts is not None else None
+
+    def handle(self, verb: str, path: str, content_type: str, body: bytes) -> Reply:
+        """Answer one request to ``/waInstance{idInstance}/{method}/{apiTokenInstance}``."""
+        parts = self._path_parts(path)
+        if parts is None:
             return NOT_FOUND
         instance = self._instances.get(parts[1][len("waInstance") :])
         if instance is None:
@@ -281,13 +295,19 @@ class GreenApiService:
             instance.record(method, 204)
             return NO_CONTENT
         admission = instance.admit(method)
-        reply = self._answer(instance, method, admission, content_type, body)
+        reply = self._answer(instance, method, admission, content_type, body, path)
         if admission.delay_s:
             reply = replace(reply, delay_s=admission.delay_s)
         return reply
 
     def _answer(
-        self, instance: LiveInstance, method: str, admission: Admission, content_type: str, body: bytes
+        self,
+        instance: LiveInstance,
+        method: str,
+        admission: Admission,
+        content_type: str,
+        body: bytes,
+        path: str,
     ) -> Reply:
         if not admission.allowed:
             instance.record(method, 429)
@@ -295,7 +315,7 @@ class GreenApiService:
                 return Reply(429, content_type=None, headers=(("Retry-After", str(instance.retry_after_s)),))
             return RATE_LIMITED
         if admission.fault is not Fault.OK:
-            reply = self._fault_reply(instance, admission.fault)
+            reply = self._fault_reply(instance, admission.fault, path)
             instance.record(method, reply.status)
             return reply
         rate_headers: tuple[tuple[str, str], ...] = ()
@@ -345,8 +365,12 @@ class GreenApiService:
         return json_reply(200, answer, rate_headers)
 
     @staticmethod
-    def _fault_reply(instance: LiveInstance, fault: Fault) -> Reply:
+    def _fault_reply(instance: LiveInstance, fault: Fault, path: str) -> Reply:
         plan = instance.faults
+        if fault is Fault.ECHO_400:
+            return Reply(400, error_body(400, f"unexpected request {path}"))
+        if fault is Fault.ECHO_500:
+            return Reply(500, error_body(500, f"Internal Server Error while serving {path}"))
         if fault is Fault.RATE_LIMITED_RETRY_AFTER:
             retry_after = plan.retry_after_s if plan is not None else 1
             return Reply(429, content_type=None, headers=(("Retry-After", str(retry_after)),))

@@ -15,6 +15,7 @@ from airflow_provider_greenapi.emulator.config import (
     RateLimits,
 )
 from airflow_provider_greenapi.emulator.faults import Fault, FaultPlan, FaultSequencer
+from airflow_provider_greenapi.emulator.journal import RequestJournal
 from airflow_provider_greenapi.emulator.rate_limit import TokenBucket
 
 NO_RESPONSE = 0
@@ -94,6 +95,7 @@ class LiveInstance:
         self._calls: dict[str, Counter[int]] = {}
         self._check_requests = 0
         self._checked_numbers: Counter[str] = Counter()
+        self.journal = RequestJournal()
         for change in spec.state_changes:
             self.schedule_state_change(change.after_check_calls, change.state)
 
@@ -208,11 +210,12 @@ class LiveInstance:
             )
 
     def reset_counters(self) -> None:
-        """Forget calls and checked numbers (the quota is reset separately, by :meth:`reset_quota`)."""
+        """Forget calls, checked numbers and the journal (the quota is reset separately, by :meth:`reset_quota`)."""
         with self._lock:
             self._calls = {}
             self._check_requests = 0
             self._checked_numbers = Counter()
+        self.journal.reset()
 
     def to_public_dict(self) -> dict[str, Any]:
         """JSON description for the control API: everything but the token."""

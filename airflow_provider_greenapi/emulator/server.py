@@ -16,6 +16,7 @@ import socket
 import socketserver
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,7 +35,8 @@ from airflow_provider_greenapi.emulator.config import (
 from airflow_provider_greenapi.emulator.control import CONTROL_PREFIX, ControlApi
 from airflow_provider_greenapi.emulator.faults import FaultPlan
 from airflow_provider_greenapi.emulator.greenapi import Action, GreenApiService, Reply, error_body
-from airflow_provider_greenapi.emulator.instances import Counters, LiveInstance
+from airflow_provider_greenapi.emulator.instances import NO_RESPONSE, Counters, LiveInstance
+from airflow_provider_greenapi.emulator.journal import JournalEntry
 from airflow_provider_greenapi.emulator.numbers_rule import NumbersRule
 
 log = logging.getLogger("airflow_provider_greenapi.emulator")
@@ -105,6 +107,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if not line:
             self.close_connection = True
             return
+        arrived = time.monotonic()
         self.raw_requestline = line
         self.requestline = line.decode("latin-1").rstrip("\r\n")
         if len(line) > _MAX_LINE:
@@ -132,33 +135,50 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = "close" in connection
         if headers.get("expect", "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        self._serve()
+        self._serve(arrived)
 
     def _reject(self, status: int, message: str) -> None:
         self.close_connection = True
         self._send(Reply(status, error_body(status, message)))
         log.debug("rejected a malformed request: %s", redact_path(self.requestline)[:200])
 
-    def _serve(self) -> None:
+    def _serve(self, arrived: float) -> None:
         started = time.perf_counter()
         body = self._read_body()
         if body is None:
             return
         server = self.server
         if self.path.startswith(CONTROL_PREFIX):
-            reply = server.control.handle(self.command, self.path, body)
-        else:
-            content_type = self.request_headers.get("content-type", "")
-            reply = server.service.handle(self.command, self.path, content_type, body)
+            self._deliver(server.control.handle(self.command, self.path, body), started)
+            return
+        content_type = self.request_headers.get("content-type", "")
+        addressee = server.service.addressee(self.path)
+        if addressee is None:
+            self._deliver(server.service.handle(self.command, self.path, content_type, body), started)
+            return
+        instance, method = addressee
+        instance.journal.request_started(method)
+        status = NO_RESPONSE
+        try:
+            status = self._deliver(server.service.handle(self.command, self.path, content_type, body), started)
+        finally:
+            instance.journal.request_finished(method, body, status, arrived, time.monotonic())
+
+    def _deliver(self, reply: Reply, started: float) -> int:
+        """Send (or drop, or hang up on) ``reply``; the status answered (0: none)."""
+        server = self.server
+        status = NO_RESPONSE
         if reply.delay_s > 0 and server.stop_event.wait(reply.delay_s):
             self._close_without_answer()
         elif reply.action is Action.RESPOND:
             self._send(reply)
+            status = reply.status
         else:
             if reply.action is Action.HANG:
                 server.stop_event.wait(reply.hang_s)
             self._close_without_answer()
         self._log_request(reply, started)
+        return status
 
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering a request whose body cannot be read."""
@@ -457,7 +477,26 @@ class GreenApiEmulator:
         return self.instance(id_instance).counters()
 
     def reset_counters(self, id_instance: str | int | None = None) -> None:
-        """Forget the calls and checked numbers of one instance, or of all."""
-        targets = [self.instance(id_instance)] if id_instance is not None else self.service.instances()
-        for instance in targets:
+        """Forget the calls, checked numbers and journal of one instance, or of all."""
+        for instance in self._targets(id_instance):
             instance.reset_counters()
+
+    def journal(self, id_instance: str | int, method: str | None = None) -> list[JournalEntry]:
+        """The requests the instance received (of ``method`` only, if given), in order of arrival."""
+        return self.instance(id_instance).journal.entries(method)
+
+    def requested_numbers(self, id_instance: str | int) -> Counter[str]:
+        """checkWhatsapp requests the instance received per number, whatever the answer."""
+        return self.instance(id_instance).journal.requested_numbers()
+
+    def max_in_flight(self, id_instance: str | int) -> int:
+        """The most checkWhatsapp requests in flight at once at the instance since the last reset."""
+        return self.instance(id_instance).journal.max_in_flight
+
+    def reset_journal(self, id_instance: str | int | None = None) -> None:
+        """Forget the journal and in-flight high-water mark of one instance, or of all (counters stay)."""
+        for instance in self._targets(id_instance):
+            instance.journal.reset()
+
+    def _targets(self, id_instance: str | int | None) -> list[LiveInstance]:
+        return [self.instance(id_instance)] if id_instance is not None else self.service.instances()

@@ -170,7 +170,8 @@ def test_fault_names_are_checked() -> None:
     with pytest.raises(ValueError, match="error_rate"):
         FaultPlan(error_rate=1.5)
     assert {fault.value for fault in Fault} == {
-        "ok", "timeout_limit", "starting", "429", "429_retry_after", "499", "500", "502", "503", "drop", "hang"
+        "ok", "timeout_limit", "starting", "429", "429_retry_after", "499", "500", "400_echo", "500_echo", "502", "503",
+        "drop", "hang",
     }  # fmt: skip
 
 
