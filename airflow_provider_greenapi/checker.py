@@ -92,7 +92,11 @@ class _StateWatch(threading.Thread):
                 return
 
     def stop(self) -> None:
+        """Stop polling and wait for the thread to end: it never outlives its run. A poll under way ends
+        within the client's timeout (it is never retried)."""
         self._stopped.set()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join(self.client.settings.timeout + 5.0)
 
     def _poll(self) -> BaseException | None:
         try:

@@ -31,16 +31,20 @@ class Harness:
         self.settings = {"requests_per_second": 10, "max_in_flight": 4, "retry_backoff": 0.01,
                          "timeout": 2, **settings}
 
-    def run(self, values, **options):
+    def run(self, values, keys=None, clock=None, **options):
+        """One run over ``values`` (with their source ``keys``, default all ``""``); ``clock`` replaces the
+        checker's clock of UTC datetimes."""
         client = GreenApiClient(self.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings))
         store_connection = self.warehouse.connect()
         ledger_connection = self.warehouse.connect_from_threads(self.busy_timeout)
         store = ResultsStore(store_connection, self.warehouse.dialect, "whatsapp_checks")
         ledger = UsageLedger(ledger_connection, self.warehouse.dialect, ID_INSTANCE, self.monthly_quota)
         checker = BulkChecker(client, store, PhoneNumberNormalizer(), ledger=ledger,
-                              options=CheckOptions(**{"state_poll_interval": 0.2, **options}))
+                              options=CheckOptions(**{"state_poll_interval": 0.2, **options}),
+                              **({"clock": clock} if clock is not None else {}))
+        keys = [""] * len(values) if keys is None else keys
         try:
-            return checker.run([(v, "") for v in values])
+            return checker.run(list(zip(values, keys, strict=True)))
         finally:
             client.close()
             store_connection.close()

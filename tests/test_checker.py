@@ -68,12 +68,22 @@ def test_pending_numbers_are_taken_first_next_run(harness):
     assert pending_before <= checked
 
 
-def test_transient_faults_never_become_not_exists(harness):
-    harness.emulator.inject_faults(ID_INSTANCE, FaultPlan(error_rate=0.4, errors=("500", "502", "timeout_limit",
-                                                                                  "499", "drop"), seed=7))
+def test_transient_faults_never_become_not_exists(emulator, warehouse):
+    """Half the calls fail transiently and one retry is allowed, so some numbers exhaust their retries:
+    each of those is stored as error, never as an answer; each number answered once is stored as such."""
+    emulator.inject_faults(ID_INSTANCE, FaultPlan(error_rate=0.5, errors=("500", "502", "timeout_limit", "499",
+                                                                          "drop"), seed=7))
+    harness = Harness(emulator, warehouse, max_retries=1, max_in_flight=1)  # one at a time: a reproducible run
     summary = harness.run(NUMBERS)
-    assert summary.retries > 0
+    assert summary.retries > 0 and summary.error > 0 and summary.exists + summary.not_exists > 0, summary
     assert summary.exists + summary.not_exists + summary.error == len(NUMBERS)
+    answered = {e.number for e in emulator.journal(ID_INSTANCE, "checkWhatsapp") if e.status == 200}
+    for number, (_, status, exists, _) in harness.table().items():
+        if number in answered:
+            assert status in ("exists", "not_exists"), (number, status)
+        else:  # every request of this number failed: the retries were exhausted
+            assert emulator.requested_numbers(ID_INSTANCE)[number] == 2, number
+            assert (status, exists) == ("error", None), (number, status)
     assert_invariants(harness, summary)
 
 

@@ -8,8 +8,10 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_provider_greenapi.checker import BulkCheckStopped
+from airflow_provider_greenapi.emulator import FaultPlan
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 from tests.conftest import ID_INSTANCE
+from tests.wire import assert_paced
 
 NUMBERS = [f"7900{i:07d}" for i in range(8)]
 
@@ -142,14 +144,17 @@ def test_quota_exhausted_mid_run_fails_the_task_with_the_summary(greenapi_conn, 
     assert pushed["key"] == "summary" and pushed["value"]["pending"] == 5
 
 
-def test_request_pacing_can_be_overridden_per_task(greenapi_conn, mocker, context):
-    operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS[:1], requests_per_second=2,
+def test_request_pacing_can_be_overridden_per_task(greenapi_conn, emulator, context):
+    """The emulator sees the task's pace (2/s, not the connection's 5/s) and one request at a time: with
+    600 ms answers, the connection's 4 concurrent requests would overlap."""
+    emulator.inject_faults(ID_INSTANCE, FaultPlan(latency_ms=600))
+    operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS[:6], requests_per_second=2,
                                      max_in_flight=1)
-    from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
-
-    spy = mocker.spy(GreenApiHook, "get_client")
     operator.execute(context)
-    assert spy.call_args.kwargs == {"requests_per_second": 2, "max_in_flight": 1}
+    checks = emulator.journal(ID_INSTANCE, "checkWhatsapp")
+    assert len(checks) == 6
+    assert_paced([e.arrived for e in checks], rate=2)
+    assert emulator.max_in_flight(ID_INSTANCE) == 1
 
 
 def test_a_destination_that_is_not_a_database_is_refused(greenapi_conn, context):

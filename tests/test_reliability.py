@@ -216,13 +216,22 @@ def test_bad_inputs_are_each_accounted_for(greenapi_conn, emulator, mocker):
     assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == len(FRIENDLY_INPUTS)
 
 
-def test_two_hundred_thousand_inputs_with_ninety_percent_duplicates(greenapi_conn, warehouse, mocker):
+def test_two_hundred_thousand_inputs_with_ninety_percent_duplicates(greenapi_conn, emulator, warehouse, mocker):
+    """A dry run sends nothing (as the emulator saw it); a real run with a budget of 30 sends exactly 30
+    distinct numbers, each once, out of the same 200 000 inputs."""
     values = [f"7915{i % 20000:07d}" for i in range(200_000)]
     context = {"ti": mocker.MagicMock(), "dag_run": SimpleNamespace(run_id="r")}
     summary = CheckWhatsappOperator(task_id="check", phone_numbers=values, destination_conn_id="warehouse",
                                     dry_run=True, chunk_size=5000).execute(context)
     assert (summary["inputs"], summary["duplicates"], summary["distinct_numbers"]) == (200_000, 180_000, 20_000)
     assert summary["pending"] == 20_000 and summary["quota_spent"] == 0
+    assert emulator.journal(ID_INSTANCE, "checkWhatsapp") == []
+    summary = CheckWhatsappOperator(task_id="check", phone_numbers=values, destination_conn_id="warehouse",
+                                    max_checks=30, chunk_size=5000).execute(context)
+    assert (summary["inputs"], summary["duplicates"], summary["distinct_numbers"]) == (200_000, 180_000, 20_000)
+    requested = emulator.requested_numbers(ID_INSTANCE)
+    assert len(requested) == 30 and set(requested.values()) == {1}
+    assert summary["quota_spent"] == 30 and summary["pending"] == 20_000 - 30
 
 
 def test_a_source_query_without_the_named_column_says_which_columns_it_has(greenapi_conn, warehouse, mocker):
