@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install test lint typecheck unit demo bench emulator clean
+.PHONY: install test lint typecheck unit demo bench emulator mutation clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"'
@@ -34,6 +34,11 @@ demo: $(STAMP)
 BENCH_ARGS ?= --overhead-numbers 5000
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# Break each critical invariant in turn and run the tests that guard it (docs/reliability.md); a few minutes.
+# Mutates files in place and restores them; refuses to start on uncommitted changes to its target files.
+mutation: $(STAMP)
+	$(BIN)/python scripts/mutation.py $(MUTATION_ARGS)
 
 emulator: $(STAMP)
 	$(BIN)/greenapi-emulator
