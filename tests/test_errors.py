@@ -35,6 +35,8 @@ CONTRACT_ROWS = [
     (502, "Bad Gateway", e.GreenApiTransientError, True, False),
     (503, "", e.GreenApiTransientError, True, False),
     (504, "", e.GreenApiTransientError, True, False),
+    (507, "Insufficient Storage", e.GreenApiTransientError, True, False),  # any 5xx: transient
+    (520, "", e.GreenApiTransientError, True, False),
 ]
 
 

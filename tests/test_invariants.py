@@ -8,6 +8,7 @@ import itertools
 import logging
 import traceback
 from datetime import datetime, timedelta, timezone
+from functools import partialmethod
 
 import pytest
 
@@ -15,6 +16,7 @@ from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
 from airflow_provider_greenapi.emulator import FaultPlan
 from airflow_provider_greenapi.errors import GreenApiError
+from airflow_provider_greenapi.store import ResultsStore
 from tests.conftest import ID_INSTANCE, TOKEN, make_warehouse
 from tests.harness import Harness, assert_invariants
 from tests.wire import assert_paced, pace_excess, provider_threads
@@ -44,6 +46,20 @@ def test_a_number_staged_in_two_chunks_is_requested_once_though_results_were_com
     assert emulator.requested_numbers(ID_INSTANCE) == {number: 1 for number in [twice, *others]}
     assert summary.pending == 0 and summary.distinct_numbers == 7
     assert {row[1] for row in harness.rows() if row[0] == twice} <= {"exists", "not_exists"}
+    assert_invariants(harness, summary)
+
+
+def test_a_number_in_flight_is_not_taken_again_from_the_next_queue_page(emulator, warehouse, monkeypatch):
+    """Queue pages of 2: the number's second row comes in the next page, read while its first request is
+    still uncommitted (slow answers, no commit yet); the checker must skip it there."""
+    monkeypatch.setattr(ResultsStore, "queued_numbers", partialmethod(ResultsStore.queued_numbers, page_size=2))
+    emulator.inject_faults(ID_INSTANCE, FaultPlan(latency_ms=300))
+    twice, first, second = "79170000000", "79170000001", "79170000002"
+    harness = Harness(emulator, warehouse, max_in_flight=1)
+    summary = harness.run([twice, first, second, twice], keys=["a", "b", "c", "d"], clock=_ticking_clock(),
+                          chunk_size=2, commit_interval=60.0)
+    assert emulator.requested_numbers(ID_INSTANCE) == {twice: 1, first: 1, second: 1}
+    assert summary.pending == 0
     assert_invariants(harness, summary)
 
 
