@@ -27,7 +27,8 @@ class JournalEntry:
     ``number`` is, for checkWhatsapp, the ``phoneNumber`` of the JSON body as text, or its ``chatId`` without
     an ``@c.us`` suffix (an ``@lid`` id stays whole); None for other methods and unreadable bodies.
     ``status`` is the HTTP status answered (``0``: the connection was dropped or hung up).
-    ``arrived`` / ``answered`` are ``time.monotonic()`` readings: request line read, answer written.
+    ``arrived`` / ``answered`` are ``time.monotonic()`` readings: request line read, and the moment just
+    before the answer is written (or the connection closed), so an entry is there once its client has the answer.
     """
 
     method: str

@@ -17,7 +17,7 @@ import socketserver
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -157,28 +157,40 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._deliver(server.service.handle(self.command, self.path, content_type, body), started)
             return
         instance, method = addressee
-        instance.journal.request_started(method)
-        status = NO_RESPONSE
-        try:
-            status = self._deliver(server.service.handle(self.command, self.path, content_type, body), started)
-        finally:
-            instance.journal.request_finished(method, body, status, arrived, time.monotonic())
+        journal = instance.journal
+        journal.request_started(method)
+        recorded = False
 
-    def _deliver(self, reply: Reply, started: float) -> int:
-        """Send (or drop, or hang up on) ``reply``; the status answered (0: none)."""
+        def record(status: int) -> None:
+            # Recorded just before the client can see the outcome, so a test reading the journal once
+            # its request returned always finds the entry.
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                journal.request_finished(method, body, status, arrived, time.monotonic())
+
+        try:
+            self._deliver(server.service.handle(self.command, self.path, content_type, body), started, record)
+        finally:
+            record(NO_RESPONSE)
+
+    def _deliver(self, reply: Reply, started: float, record: Callable[[int], None] | None = None) -> None:
+        """Send (or drop, or hang up on) ``reply``; ``record`` gets the status answered (0: none) just before
+        the client can see it."""
         server = self.server
-        status = NO_RESPONSE
+        record = record or (lambda status: None)
         if reply.delay_s > 0 and server.stop_event.wait(reply.delay_s):
+            record(NO_RESPONSE)
             self._close_without_answer()
         elif reply.action is Action.RESPOND:
+            record(reply.status)
             self._send(reply)
-            status = reply.status
         else:
             if reply.action is Action.HANG:
                 server.stop_event.wait(reply.hang_s)
+            record(NO_RESPONSE)
             self._close_without_answer()
         self._log_request(reply, started)
-        return status
 
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering a request whose body cannot be read."""
