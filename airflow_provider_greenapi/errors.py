@@ -136,9 +136,13 @@ class QuotaBudgetExhausted(GreenApiError):
 # down, a lost connection, a lock or a serialization conflict may pass.
 _DBAPI_LASTING = frozenset({"ProgrammingError", "DataError", "IntegrityError", "NotSupportedError"})
 _DBAPI_PASSING = frozenset({"OperationalError", "InterfaceError", "InternalError"})
-# sqlite3 reports bad SQL as OperationalError too: these messages say the statement or the schema is wrong.
-_SQLITE_LASTING_MESSAGES = ("no such table", "no such column", "has no column named", "syntax error",
-                            "readonly database")
+# OperationalError also covers what a retry cannot fix: sqlite3 reports bad SQL so, and PostgreSQL or MySQL a
+# wrong password, database or user of the connection. These messages say so.
+_OPERATIONAL_LASTING_MESSAGES = (
+    "no such table", "no such column", "has no column named", "syntax error", "readonly database",  # sqlite3
+    "password authentication failed", "no pg_hba.conf entry", "does not exist",  # PostgreSQL: role, database
+    "access denied for user", "unknown database",  # MySQL / MariaDB
+)
 
 
 def retry_can_fix(error: BaseException) -> bool:
@@ -147,8 +151,9 @@ def retry_can_fix(error: BaseException) -> bool:
     False (fail at once, without Airflow's ``retries``) for what only a person can fix: a missing or wrong
     connection or argument (``ValueError``, ``TypeError``), a wrong token, an unknown or unusable instance, the
     month's quota spent (each GREEN-API error's ``retry_can_fix``), bad SQL or an incompatible table (DB-API
-    ``ProgrammingError`` and kin). True for the rest: outages, 5xx after the client's retries, a warehouse that
-    is down or locked, and anything not known to be lasting. A wrapper is judged by its cause.
+    ``ProgrammingError`` and kin), a wrong warehouse password or database. True for the rest: outages, 5xx
+    after the client's retries, a warehouse that is down or locked, and anything not known to be lasting. A
+    wrapper is judged by its cause.
     """
     own = getattr(error, "retry_can_fix", None)
     if isinstance(own, bool):
@@ -158,8 +163,7 @@ def retry_can_fix(error: BaseException) -> bool:
         return False
     if names & _DBAPI_PASSING:
         lowered = str(error).lower()
-        return not (type(error).__module__.startswith("sqlite3")
-                    and any(m in lowered for m in _SQLITE_LASTING_MESSAGES))
+        return not any(m in lowered for m in _OPERATIONAL_LASTING_MESSAGES)
     if isinstance(error, (ValueError, TypeError)):
         return False
     if error.__cause__ is not None:

@@ -172,7 +172,8 @@ def test_dbapi_error_classes_of_any_driver_are_read_by_name():
     assert not e.retry_can_fix(UndefinedTable('relation "contacts" does not exist'))
     assert not e.retry_can_fix(IntegrityError('null value in column "status"'))
     assert e.retry_can_fix(OperationalError("connection refused: is the server running?"))
-    assert e.retry_can_fix(OperationalError("no such table: t"))  # the SQLite wording counts only from sqlite3
+    assert e.retry_can_fix(OperationalError("Lock wait timeout exceeded; try restarting transaction"))
+    assert not e.retry_can_fix(OperationalError("(1045, \"Access denied for user 'etl'@'10.0.0.7'\")"))
 
 
 @pytest.mark.postgres
@@ -190,3 +191,8 @@ def test_postgres_errors_a_retry_cannot_fix_and_an_unreachable_server(postgres):
     with pytest.raises(psycopg2.OperationalError) as down:
         psycopg2.connect(host="127.0.0.1", port=free_port(), user="postgres", dbname="x", connect_timeout=3)
     assert e.retry_can_fix(down.value)
+    for wrong in ({"dbname": "no_such_warehouse"}, {"user": "no_such_user"}):
+        with pytest.raises(psycopg2.OperationalError) as refused:
+            psycopg2.connect(**{"host": postgres.host, "port": postgres.port, "user": postgres.user,
+                                "dbname": postgres.database, **wrong})
+        assert not e.retry_can_fix(refused.value), refused.value
