@@ -23,7 +23,9 @@ from airflow_provider_greenapi.errors import (
     GreenApiError,
     GreenApiInvalidNumberError,
     GreenApiQuotaExceededError,
+    GreenApiTransientError,
     QuotaBudgetExhausted,
+    retry_can_fix,
 )
 from airflow_provider_greenapi.ledger import MonthlyUsage, UsageLedger
 from airflow_provider_greenapi.models import InstanceState
@@ -60,11 +62,13 @@ class CheckOptions:
 
 class BulkCheckStopped(Exception):
     """The run stopped before its end for a reason a person must act on (quota, instance, outage).
-    Everything checked until then is stored; ``summary`` says how many numbers are done and left."""
+    Everything checked until then is stored; ``summary`` says how many numbers are done and left;
+    ``retry_can_fix`` whether running the task again may succeed (see errors.retry_can_fix)."""
 
-    def __init__(self, message: str, summary: RunSummary) -> None:
+    def __init__(self, message: str, summary: RunSummary, *, retry_can_fix: bool) -> None:
         super().__init__(message)
         self.summary = summary
+        self.retry_can_fix = retry_can_fix
 
 
 class _Stop:
@@ -199,6 +203,7 @@ class BulkChecker:
                 f"Stopped early: {reason}. {done} numbers were checked and stored; {summary.pending} are "
                 "left pending and will be checked first by the next run.",
                 summary,
+                retry_can_fix=retry_can_fix(failure),
             ) from None
         return summary
 
@@ -209,6 +214,7 @@ class BulkChecker:
                 f"GREEN-API instance {self.client.id_instance} is {state.value!r}, so no number was checked. "
                 f"{state.advice}",
                 RunSummary(instance_id=self.client.id_instance),
+                retry_can_fix=state.passes_by_itself,
             )
 
     def _stage(self, inputs: Iterable[tuple[object, str]], summary: RunSummary) -> None:
@@ -386,7 +392,7 @@ class _Drain:
         self.summary.count_outcome(result.status)
         self.consecutive_errors = self.consecutive_errors + 1 if result.status is CheckStatus.ERROR else 0
         if self.consecutive_errors >= self.options.max_consecutive_errors and self.failure is None:
-            self.failure = GreenApiError(
+            self.failure = GreenApiTransientError(
                 f"{self.consecutive_errors} numbers in a row failed after retries; GREEN-API or the network "
                 "seems down"
             )

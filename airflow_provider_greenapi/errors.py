@@ -1,8 +1,10 @@
 """GREEN-API's error taxonomy as typed exceptions.
 
 Every exception carries the API method and HTTP status, never the request URL (the token is part of the
-URL path). ``retryable`` says whether the client's retry policy may try again; ``stops_run`` says whether a
-bulk check must stop spending quota because no further number can be answered.
+URL path). ``retryable`` says whether the client's retry policy may send the request again at once;
+``stops_run`` says whether a bulk check must stop spending quota because no further number can be answered;
+``retry_can_fix`` says whether running the task again (Airflow's ``retries``) may succeed, or whether a person
+must act first. :func:`retry_can_fix` answers that last question for any exception, ours or not.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ class GreenApiError(Exception):
 
     retryable: bool = False
     stops_run: bool = True
+    retry_can_fix: bool = False  # wrong credentials, a spent quota, an unusable instance: a person must act
     hint: str = ""
 
     def __init__(self, message: str, *, method: str = "", status_code: int | None = None) -> None:
@@ -97,6 +100,7 @@ class GreenApiTransientError(GreenApiError):
 
     retryable = True
     stops_run = False
+    retry_can_fix = True
 
 
 class GreenApiRateLimitedError(GreenApiTransientError):
@@ -118,12 +122,53 @@ class GreenApiResponseError(GreenApiError):
     """An answer the contract does not describe (unknown status or unreadable body)."""
 
     stops_run = False
+    retry_can_fix = True  # not understood, so not known to be lasting: Airflow's retries apply
 
 
 class QuotaBudgetExhausted(GreenApiError):
     """The run's own budget (``max_checks`` or the monthly quota on the connection) allows no more checks."""
 
     stops_run = True
+
+
+# DB-API (PEP 249) error classes, by name: every driver (sqlite3, psycopg, DuckDB, MySQL) names them so.
+# Bad SQL, a missing or incompatible table, a missing privilege or bad data stay so on a rerun; a server that is
+# down, a lost connection, a lock or a serialization conflict may pass.
+_DBAPI_LASTING = frozenset({"ProgrammingError", "DataError", "IntegrityError", "NotSupportedError"})
+_DBAPI_PASSING = frozenset({"OperationalError", "InterfaceError", "InternalError"})
+# OperationalError also covers what a retry cannot fix: sqlite3 reports bad SQL so, and PostgreSQL or MySQL a
+# wrong password, database or user of the connection. These messages say so.
+_OPERATIONAL_LASTING_MESSAGES = (
+    "no such table", "no such column", "has no column named", "syntax error", "readonly database",  # sqlite3
+    "password authentication failed", "no pg_hba.conf entry", "does not exist",  # PostgreSQL: role, database
+    "access denied for user", "unknown database",  # MySQL / MariaDB
+)
+
+
+def retry_can_fix(error: BaseException) -> bool:
+    """Whether running the task again may succeed where ``error`` stopped it.
+
+    False (fail at once, without Airflow's ``retries``) for what only a person can fix: a missing or wrong
+    connection or argument (``ValueError``, ``TypeError``), a wrong token, an unknown or unusable instance, the
+    month's quota spent (each GREEN-API error's ``retry_can_fix``), bad SQL or an incompatible table (DB-API
+    ``ProgrammingError`` and kin), a wrong warehouse password or database. True for the rest: outages, 5xx
+    after the client's retries, a warehouse that is down or locked, and anything not known to be lasting. A
+    wrapper is judged by its cause.
+    """
+    own = getattr(error, "retry_can_fix", None)
+    if isinstance(own, bool):
+        return own
+    names = {kind.__name__ for kind in type(error).__mro__}
+    if names & _DBAPI_LASTING:
+        return False
+    if names & _DBAPI_PASSING:
+        lowered = str(error).lower()
+        return not any(m in lowered for m in _OPERATIONAL_LASTING_MESSAGES)
+    if isinstance(error, (ValueError, TypeError)):
+        return False
+    if error.__cause__ is not None:
+        return retry_can_fix(error.__cause__)
+    return True
 
 
 # 400 messages, matched case-insensitively anywhere in the body (JSON or text), first match wins.

@@ -37,6 +37,12 @@ class InstanceState(str, enum.Enum):
         return self is not InstanceState.AUTHORIZED
 
     @property
+    def passes_by_itself(self) -> bool:
+        """States that end without anyone acting (a start, a creation): a later run may find the instance
+        ready. The others need a person (scan the QR code, turn the phone on) or must not be pushed on."""
+        return self in (InstanceState.STARTING, InstanceState.CREATING)
+
+    @property
     def advice(self) -> str:
         return _ADVICE[self]
 

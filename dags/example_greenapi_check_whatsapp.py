@@ -42,7 +42,9 @@ with DAG(
         max_age=timedelta(days=30),  # a "has WhatsApp" answer is re-checked after 30 days
         max_age_not_exists=timedelta(days=7),  # people join WhatsApp: re-check a "no" after a week
         emit_asset=True,  # DAGs scheduled on results_table_asset(...) run after each check (see below)
-        retries=2,  # a rerun resumes: what was stored is not checked again
+        # Retries cover transient trouble (an outage, the warehouse down) and resume: what was stored is not
+        # checked again. Errors a retry cannot fix (wrong token, quota spent, bad table) fail at once.
+        retries=2,
         retry_delay=timedelta(minutes=5),
     )
 

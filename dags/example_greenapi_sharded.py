@@ -45,7 +45,7 @@ CHECK_ARGUMENTS: dict[str, Any] = {
     "destination_table": "whatsapp_checks",
     "max_age": timedelta(days=30),
     "max_age_not_exists": timedelta(days=7),
-    "retries": 2,  # a rerun resumes its shard: what was stored is not checked again
+    "retries": 2,  # for transient trouble; a rerun resumes its shard (errors a retry cannot fix fail at once)
     "retry_delay": timedelta(minutes=5),
 }
 

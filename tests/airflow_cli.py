@@ -4,6 +4,7 @@ loopback port, and waiting for a server the tests started to answer."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -39,3 +40,17 @@ def wait_until_answering(url: str, process: subprocess.Popen, log: Path, timeout
             pass
         time.sleep(0.3)
     raise AssertionError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def task_tries(env: dict[str, str], dag_id: str, task_id: str) -> tuple[str, int, list[str]]:
+    """(final state, try number, states of the earlier tries) of the task's last run, from Airflow's records."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        run_id = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
+                            (dag_id,)).fetchone()[0]
+        state, try_number = db.execute(
+            "SELECT state, try_number FROM task_instance WHERE dag_id = ? AND task_id = ? AND run_id = ?",
+            (dag_id, task_id, run_id)).fetchone()
+        earlier = [row[0] for row in db.execute(
+            "SELECT state FROM task_instance_history WHERE dag_id = ? AND task_id = ? AND run_id = ? "
+            "ORDER BY try_number", (dag_id, task_id, run_id))]
+    return state, try_number, earlier

@@ -104,6 +104,7 @@ def test_quota_466_mid_run_keeps_what_was_checked(emulator, warehouse):
     emulator.set_quota_used(ID_INSTANCE, 30000 - 5)
     with pytest.raises(BulkCheckStopped, match="5 numbers were checked") as stopped:
         harness.run(NUMBERS)
+    assert not stopped.value.retry_can_fix  # the month's quota is spent: a retry cannot help
     summary = stopped.value.summary
     assert summary.exists + summary.not_exists == 5
     assert summary.pending == len(NUMBERS) - 5
@@ -126,6 +127,7 @@ def test_instance_lost_mid_run_stops_and_keeps_results(emulator, warehouse, stat
     emulator.state_changes_after(ID_INSTANCE, 4, state)
     with pytest.raises(BulkCheckStopped) as stopped:
         harness.run(NUMBERS)
+    assert not stopped.value.retry_can_fix
     summary = stopped.value.summary
     assert summary.exists + summary.not_exists == 4
     assert summary.pending == len(NUMBERS) - 4
@@ -136,16 +138,29 @@ def test_instance_lost_mid_run_stops_and_keeps_results(emulator, warehouse, stat
 def test_yellow_card_mid_run_stops_bulk_checks(emulator, warehouse):
     harness = Harness(emulator, warehouse, requests_per_second=5, max_in_flight=1)
     emulator.state_changes_after(ID_INSTANCE, 2, "yellowCard")
-    with pytest.raises(BulkCheckStopped, match="yellowCard"):
+    with pytest.raises(BulkCheckStopped, match="yellowCard") as stopped:
         harness.run(NUMBERS)
+    assert not stopped.value.retry_can_fix
     assert harness.emulator.counters(ID_INSTANCE).count("checkWhatsapp") < len(NUMBERS)
 
 
 def test_health_gate_spends_nothing_on_an_unusable_instance(emulator, warehouse):
     emulator.set_state(ID_INSTANCE, "notAuthorized")
-    with pytest.raises(BulkCheckStopped, match="scan the QR code"):
+    with pytest.raises(BulkCheckStopped, match="scan the QR code") as stopped:
         Harness(emulator, warehouse).run(NUMBERS)
+    assert not stopped.value.retry_can_fix
     assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == 0
+
+
+@pytest.mark.parametrize(("state", "retry_can_fix"), [
+    ("starting", True), ("sleepMode", False), ("blocked", False), ("yellowCard", False),
+])
+def test_the_health_gate_says_whether_a_retry_may_find_the_instance_ready(emulator, warehouse, state,
+                                                                          retry_can_fix):
+    emulator.set_state(ID_INSTANCE, state)
+    with pytest.raises(BulkCheckStopped) as stopped:
+        Harness(emulator, warehouse).run(NUMBERS)
+    assert stopped.value.retry_can_fix is retry_can_fix
 
 
 def test_the_monthly_quota_on_the_connection_caps_the_run(emulator, warehouse):

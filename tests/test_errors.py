@@ -84,3 +84,117 @@ def test_messages_tell_the_user_what_to_do():
     assert "idInstance" in str(e.error_from_response("getStateInstance", 403, "", None, None))
     assert "QR code" in str(e.error_from_response("checkWhatsapp", 400, "instance is starting or not authorized",
                                                    None, None))
+
+
+# --- whether running the task again can fix it (retry_can_fix) ----------------------------------------------
+
+@pytest.mark.parametrize(("status", "body", "error_class", "retryable", "stops_run"), CONTRACT_ROWS)
+def test_every_error_that_stops_a_run_says_whether_a_retry_can_fix_it(status, body, error_class, retryable,
+                                                                       stops_run):
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    error = e.error_from_response("checkWhatsapp", status, body, parsed, None)
+    # Whatever the client may resend, a later run may also get through; the rest needs a person.
+    assert e.retry_can_fix(error) is retryable
+
+
+def test_credentials_quota_and_an_unusable_instance_are_not_fixed_by_a_retry():
+    for error in (e.GreenApiCredentialsError("x"), e.GreenApiInstanceNotFoundError("x"),
+                  e.GreenApiQuotaExceededError("x"), e.QuotaBudgetExhausted("the ledger's monthly cap"),
+                  e.GreenApiInstanceNotAuthorizedError("x"), e.GreenApiAccountExpiredError("x")):
+        assert e.retry_can_fix(error) is False, type(error)
+    for error in (e.GreenApiTransientError("server error", status_code=503), e.GreenApiRateLimitedError("x"),
+                  e.GreenApiResponseError("an answer nobody documented")):
+        assert e.retry_can_fix(error) is True, type(error)
+
+
+def test_configuration_and_argument_errors_are_not_fixed_by_a_retry():
+    assert not e.retry_can_fix(ValueError("Connection 'greenapi_default' has no password"))
+    assert not e.retry_can_fix(TypeError("phone_numbers must be a list of phone numbers"))
+
+
+def test_an_unknown_failure_is_left_to_airflows_retries():
+    assert e.retry_can_fix(RuntimeError("something unforeseen"))
+    assert e.retry_can_fix(ConnectionResetError("peer reset"))
+
+
+def test_an_exception_that_says_so_itself_is_believed():
+    class Stopped(Exception):
+        retry_can_fix = True
+
+    assert e.retry_can_fix(Stopped())
+    Stopped.retry_can_fix = False
+    assert not e.retry_can_fix(Stopped())
+
+
+def test_a_wrapper_is_judged_by_its_cause():
+    def wrapped(cause: BaseException) -> RuntimeError:
+        try:
+            raise RuntimeError("The run stopped on an error of the warehouse") from cause
+        except RuntimeError as error:
+            return error
+
+    assert not e.retry_can_fix(wrapped(ValueError("bad table")))
+    assert e.retry_can_fix(wrapped(e.GreenApiTransientError("x")))
+
+
+def test_sqlite_errors_of_the_statement_or_schema_are_lasting_and_locks_pass(tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "w.db")
+    db.execute("CREATE TABLE t (a TEXT)")
+    for sql in ("SELECT * FROM missing", "SELECT nope FROM t", "SELEC 1", "INSERT INTO t (b) VALUES (1)"):
+        with pytest.raises(sqlite3.OperationalError) as bad:
+            db.execute(sql)
+        assert not e.retry_can_fix(bad.value), bad.value
+    db.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(tmp_path / "w.db", timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked") as locked:
+        other.execute("SELECT * FROM t")
+    assert e.retry_can_fix(locked.value)
+    db.close()
+    other.close()
+
+
+def test_dbapi_error_classes_of_any_driver_are_read_by_name():
+    class ProgrammingError(Exception):  # as psycopg, DuckDB or MySQL name theirs
+        pass
+
+    class UndefinedTable(ProgrammingError):
+        pass
+
+    class OperationalError(Exception):
+        pass
+
+    class IntegrityError(Exception):
+        pass
+
+    assert not e.retry_can_fix(UndefinedTable('relation "contacts" does not exist'))
+    assert not e.retry_can_fix(IntegrityError('null value in column "status"'))
+    assert e.retry_can_fix(OperationalError("connection refused: is the server running?"))
+    assert e.retry_can_fix(OperationalError("Lock wait timeout exceeded; try restarting transaction"))
+    assert not e.retry_can_fix(OperationalError("(1045, \"Access denied for user 'etl'@'10.0.0.7'\")"))
+
+
+@pytest.mark.postgres
+def test_postgres_errors_a_retry_cannot_fix_and_an_unreachable_server(postgres):
+    import psycopg2
+
+    connection = psycopg2.connect(host=postgres.host, port=postgres.port, user=postgres.user,
+                                  dbname=postgres.database)
+    with pytest.raises(psycopg2.Error) as missing:
+        connection.cursor().execute("SELECT phone FROM no_such_contacts")
+    assert not e.retry_can_fix(missing.value)
+    connection.close()
+    from tests.airflow_cli import free_port
+
+    with pytest.raises(psycopg2.OperationalError) as down:
+        psycopg2.connect(host="127.0.0.1", port=free_port(), user="postgres", dbname="x", connect_timeout=3)
+    assert e.retry_can_fix(down.value)
+    for wrong in ({"dbname": "no_such_warehouse"}, {"user": "no_such_user"}):
+        with pytest.raises(psycopg2.OperationalError) as refused:
+            psycopg2.connect(**{"host": postgres.host, "port": postgres.port, "user": postgres.user,
+                                "dbname": postgres.database, **wrong})
+        assert not e.retry_can_fix(refused.value), refused.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sqlite3
@@ -10,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_cli import AIRFLOW, migrate
-from tests.conftest import ID_INSTANCE, TOKEN
+from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
+from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
+from tests.airflow_cli import AIRFLOW, migrate, task_tries
+from tests.conftest import ID_INSTANCE, TOKEN, greenapi_connection
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = sorted(p.stem for p in (ROOT / "dags").glob("example_*.py"))
 
 
 def test_dag_bag_has_no_import_errors():
@@ -34,11 +38,43 @@ def airflow_home(tmp_path_factory):
 
 
 def dags_test(env: dict[str, str], dag_id: str) -> str:
+    """``airflow dags test``'s output followed by every task log file it wrote."""
     result = subprocess.run([AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True,
                             timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    return output
+    logs = sorted((Path(env["AIRFLOW_HOME"]) / "logs").rglob("*.log"))
+    return "\n".join([output, *(log.read_text(errors="replace") for log in logs)])
+
+
+def full_numbers(values) -> set[str]:
+    """Every spelling of the valid numbers in ``values`` that would identify a person: as written, and as
+    the digits GREEN-API gets (with and without a plus)."""
+    normalize = PhoneNumberNormalizer()
+    found = set()
+    for value in values:
+        number = normalize(value)
+        if number.digits:
+            found.update({str(value).strip(), number.digits, f"+{number.digits}"})
+    return found
+
+
+def demo_contacts(count: int) -> list[tuple[int, str, str | None]]:
+    """The contacts `make demo` seeds (scripts/demo.py): many countries and formats, duplicates, junk."""
+    spec = importlib.util.spec_from_file_location("greenapi_demo", ROOT / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    return list(demo.contacts(count))
+
+
+def xcom_example_numbers() -> list[str]:
+    """The list the XCom example's upstream task returns, read from the DAG itself."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "example_greenapi_numbers_from_xcom.py")).dags[
+        "example_greenapi_numbers_from_xcom"]
+    return dag.task_dict["new_signups"].python_callable()
 
 
 @pytest.mark.slow
@@ -73,3 +109,43 @@ def test_the_xcom_example_checks_the_upstream_list(airflow_home, emulator):
     assert TOKEN not in output
     counters = emulator.counters(ID_INSTANCE)
     assert counters.count("checkWhatsapp") == 4  # five inputs, one of them not a phone number
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dag_id", EXAMPLE_DAGS)
+def test_no_example_dag_puts_a_full_phone_number_into_its_logs(airflow_home, tmp_path, dag_id):
+    """Examples are copied: what they log must be safe to copy. Each runs on the demo's contacts (the XCom
+    example on its own list); its output and task log files hold no full number, only masked ones."""
+    contacts = demo_contacts(80)
+    warehouse = tmp_path / "warehouse.db"
+    with sqlite3.connect(warehouse) as db:
+        db.execute("CREATE TABLE contacts (contact_id INTEGER PRIMARY KEY, full_name TEXT, phone TEXT)")
+        db.executemany("INSERT INTO contacts VALUES (?, ?, ?)", contacts)
+    instances = [(f"11010000{i:02d}", f"examples-token-{i}") for i in range(1, 5)]
+    env = {**airflow_home,
+           "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps({"conn_type": "sqlite", "host": str(warehouse)})}
+    with GreenApiEmulator([EmulatedInstance(i, t, plan="business") for i, t in instances]) as emu:
+        env["AIRFLOW_CONN_GREENAPI_DEFAULT"] = greenapi_connection(emu, *instances[0], requests_per_second=10)
+        for n, (instance, token) in enumerate(instances, start=1):
+            env[f"AIRFLOW_CONN_GREENAPI_{n}"] = greenapi_connection(emu, instance, token, requests_per_second=10)
+        logs = dags_test(env, dag_id)
+        checked = sum(emu.counters(i).count("checkWhatsapp") for i, _ in instances)
+    if dag_id != "example_greenapi_on_new_results":  # the one example that checks nothing itself
+        assert checked > 0, "the example checked no number: this test would prove nothing"
+    numbers = full_numbers(xcom_example_numbers() if dag_id.endswith("_from_xcom") else [c[2] for c in contacts])
+    leaked = sorted(n for n in numbers if n in logs)
+    assert not leaked, f"{dag_id} logs full phone numbers: {leaked[:5]}"
+
+
+@pytest.mark.slow
+def test_the_daily_example_does_not_retry_a_wrong_token(airflow_home, emulator, tmp_path):
+    """The example declares retries=2, five minutes apart, for outages; a wrong token fails on the first try
+    (before, the run retried it twice and ended ten minutes later with the same error)."""
+    env = {**airflow_home,
+           "AIRFLOW_CONN_GREENAPI_DEFAULT": greenapi_connection(emulator, token="wrong-token"),
+           "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")})}
+    result = subprocess.run([AIRFLOW, "dags", "test", "example_greenapi_check_whatsapp"], env=env,
+                            capture_output=True, text=True, timeout=240)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "apiTokenInstance" in output, output[-4000:]
+    assert task_tries(env, "example_greenapi_check_whatsapp", "check_contacts") == ("failed", 1, [])

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_provider_greenapi.airflow_compat import AirflowFailException
 from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.emulator import FaultPlan
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
@@ -85,7 +86,7 @@ def test_a_dict_of_key_to_number_keeps_the_keys(greenapi_conn, context):
 
 def test_too_many_numbers_for_an_xcom_are_refused(greenapi_conn, emulator, context):
     operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS, max_xcom_results=3)
-    with pytest.raises(ValueError, match="destination_conn_id"):
+    with pytest.raises(AirflowFailException, match="destination_conn_id"):
         operator.execute(context)
     assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == 0
 
@@ -137,8 +138,9 @@ def test_a_large_source_is_streamed_in_chunks(greenapi_conn, warehouse, context)
 def test_quota_exhausted_mid_run_fails_the_task_with_the_summary(greenapi_conn, warehouse, emulator, context):
     emulator.set_quota_used(ID_INSTANCE, 30000 - 3)
     operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS, destination_conn_id="warehouse")
-    with pytest.raises(BulkCheckStopped, match="3 numbers were checked and stored; 5 are left pending") as stop:
+    with pytest.raises(AirflowFailException, match="3 numbers were checked and stored; 5 are left pending") as stop:
         operator.execute(context)
+    assert isinstance(stop.value.__cause__, BulkCheckStopped)  # no retry: the quota is spent until next month
     assert ".." not in str(stop.value)
     pushed = context["ti"].xcom_push.call_args.kwargs
     assert pushed["key"] == "summary" and pushed["value"]["pending"] == 5
@@ -159,13 +161,13 @@ def test_request_pacing_can_be_overridden_per_task(greenapi_conn, emulator, cont
 
 def test_a_destination_that_is_not_a_database_is_refused(greenapi_conn, context):
     operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS, destination_conn_id="greenapi_default")
-    with pytest.raises(ValueError, match="not a SQL database"):
+    with pytest.raises(AirflowFailException, match="not a SQL database"):
         operator.execute(context)
 
 
 def test_an_unknown_connection_is_named(greenapi_conn, context):
     operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS, destination_conn_id="no_such_db")
-    with pytest.raises(ValueError, match="no_such_db"):
+    with pytest.raises(AirflowFailException, match="no_such_db"):
         operator.execute(context)
 
 
@@ -180,3 +182,73 @@ def test_a_postgres_source_streams_through_a_server_side_cursor(warehouse):
         assert named is (warehouse.dialect.value == "postgres")
     finally:
         connection.close()
+
+
+# --- failures: at once when a retry cannot fix them, Airflow's retries otherwise ------------------------------
+
+def test_a_wrong_token_fails_at_once_with_the_same_message(emulator, monkeypatch, context):
+    from airflow_provider_greenapi.errors import GreenApiCredentialsError
+    from tests.conftest import greenapi_connection
+
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emulator, token="wrong-token"))
+    with pytest.raises(AirflowFailException, match="apiTokenInstance") as failed:
+        CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS).execute(context)
+    assert isinstance(failed.value.__cause__, GreenApiCredentialsError)
+    assert str(failed.value) == str(failed.value.__cause__)
+    assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == 0
+
+
+def test_a_missing_connection_fails_at_once_and_says_how_to_create_it(monkeypatch, context):
+    monkeypatch.delenv("AIRFLOW_CONN_NOT_CREATED_YET", raising=False)
+    operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS, greenapi_conn_id="not_created_yet")
+    with pytest.raises(AirflowFailException, match="'not_created_yet' is not defined: create it"):
+        operator.execute(context)
+
+
+@pytest.mark.parametrize("state", ["blocked", "notAuthorized", "yellowCard"])
+def test_an_unusable_instance_fails_at_once(greenapi_conn, emulator, context, state):
+    emulator.set_state(ID_INSTANCE, state)
+    with pytest.raises(AirflowFailException, match=state) as failed:
+        CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS).execute(context)
+    assert isinstance(failed.value.__cause__, BulkCheckStopped)
+
+
+def test_a_starting_instance_is_left_to_airflows_retries(greenapi_conn, emulator, context):
+    emulator.set_state(ID_INSTANCE, "starting")
+    with pytest.raises(BulkCheckStopped, match="starting"):
+        CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS).execute(context)
+
+
+def test_an_outage_is_left_to_airflows_retries(emulator, monkeypatch, context):
+    from airflow_provider_greenapi.emulator import FaultPlan
+    from airflow_provider_greenapi.errors import GreenApiTransientError
+    from tests.conftest import greenapi_connection
+
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emulator, max_retries=1))
+    emulator.inject_faults(ID_INSTANCE, FaultPlan(methods=("getStateInstance",), error_rate=1.0, errors=("503",)))
+    with pytest.raises(GreenApiTransientError, match="503"):
+        CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS).execute(context)
+
+
+def test_an_incompatible_results_table_fails_at_once(greenapi_conn, warehouse, emulator, context):
+    connection = warehouse.connect()
+    connection.cursor().execute("CREATE TABLE whatsapp_checks (id INTEGER, phone TEXT)")
+    connection.commit()
+    connection.close()
+    operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS, destination_conn_id="warehouse")
+    with pytest.raises(AirflowFailException, match="lacks the columns"):
+        operator.execute(context)
+    assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == 0
+
+
+def test_a_source_query_on_a_missing_table_fails_at_once(greenapi_conn, warehouse, context):
+    operator = CheckWhatsappOperator(task_id="check", sql="SELECT phone FROM no_such_contacts",
+                                     source_conn_id="warehouse", destination_conn_id="warehouse")
+    with pytest.raises(AirflowFailException, match="no_such_contacts"):
+        operator.execute(context)
+
+
+def test_a_bad_templated_argument_fails_at_once(greenapi_conn, context):
+    operator = CheckWhatsappOperator(task_id="check", phone_numbers="+1 212 555 0187")  # a string, not a list
+    with pytest.raises(AirflowFailException, match="wrap a single number in a list"):
+        operator.execute(context)

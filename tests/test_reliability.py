@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_provider_greenapi.airflow_compat import AirflowFailException
 from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
 from airflow_provider_greenapi.errors import GreenApiCredentialsError
@@ -58,8 +59,9 @@ def test_transient_faults_are_survived(emulator, warehouse, scenario):
 def test_an_outage_longer_than_the_retries_is_stored_as_error_never_as_not_exists(emulator, warehouse):
     emulator.inject_faults(ID_INSTANCE, FaultPlan(error_rate=1.0, errors=("500", "drop", "timeout_limit")))
     harness = Harness(emulator, warehouse, max_retries=1)
-    with pytest.raises(BulkCheckStopped, match="in a row failed"):
+    with pytest.raises(BulkCheckStopped, match="in a row failed") as stopped:
         harness.run(NUMBERS * 6 + [f"7912{i:07d}" for i in range(60)], max_consecutive_errors=5)
+    assert stopped.value.retry_can_fix  # an outage: Airflow's retries apply
     statuses = {row[1] for row in harness.table().values()}
     assert "not_exists" not in statuses and "exists" not in statuses
     assert statuses <= {"error", "pending"}
@@ -241,7 +243,7 @@ def test_a_source_query_without_the_named_column_says_which_columns_it_has(green
     connection.close()
     operator = CheckWhatsappOperator(task_id="check", sql="SELECT * FROM people", source_conn_id="warehouse",
                                      phone_column="phone", destination_conn_id="warehouse")
-    with pytest.raises(ValueError, match=r"no column 'phone'.*person_id, mobile, note"):
+    with pytest.raises(AirflowFailException, match=r"no column 'phone'.*person_id, mobile, note"):
         operator.execute({"ti": mocker.MagicMock(), "dag_run": SimpleNamespace(run_id="r")})
 
 
@@ -267,13 +269,15 @@ def test_no_token_and_no_full_number_anywhere_in_a_fault_heavy_debug_run(warehou
         operator.render_template_fields(context)
         summary = operator.execute(context)
         emu.set_state(ID_INSTANCE, "notAuthorized")
-        with pytest.raises(BulkCheckStopped) as stopped:
+        with pytest.raises(AirflowFailException) as stopped:
             CheckWhatsappOperator(task_id="again", phone_numbers=numbers, destination_conn_id="warehouse",
                                   max_age=None).execute(context)
         monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emu, token="x" + TOKEN[1:]))
-        with pytest.raises(GreenApiCredentialsError, match="apiTokenInstance") as wrong_token:
+        with pytest.raises(AirflowFailException, match="apiTokenInstance") as wrong_token:
             CheckWhatsappOperator(task_id="wrong", phone_numbers=numbers).execute(context)
     assert summary["retries"] > 0
+    assert isinstance(stopped.value.__cause__, BulkCheckStopped)
+    assert isinstance(wrong_token.value.__cause__, GreenApiCredentialsError)
     rendered = json.dumps({f: str(getattr(operator, f)) for f in operator.template_fields})
     xcoms = json.dumps([c.kwargs for c in context["ti"].xcom_push.call_args_list], default=str)
     texts = [caplog.text, json.dumps(summary), rendered, xcoms, str(stopped.value), str(wrong_token.value)]

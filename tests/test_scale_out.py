@@ -3,12 +3,19 @@ example DAG run by Airflow's LocalExecutor with its tasks truly in parallel agai
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import random
+import shutil
+import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -391,56 +398,89 @@ def test_sharded_checkers_in_parallel_on_one_postgres(pg):
     connection.close()
 
 
-# --- the sharded example DAG on Airflow's LocalExecutor -----------------------------------------------------
+# --- the sharded example DAG on real executors: LocalExecutor, and CeleryExecutor with two workers ------------
 
 
-@pytest.fixture(scope="module")
-def local_executor(tmp_path_factory, postgres):
-    """An Airflow home whose tasks run in parallel processes: LocalExecutor, a PostgreSQL metadata database
-    (SQLite's single writer would serialise the workers' calls), and the execution API server it needs."""
-    home = tmp_path_factory.mktemp("airflow-local-executor")
-    port = free_port()
-    env = {
+def executor_env(home: Path, postgres, executor: str, port: int, **extra: str) -> dict[str, str]:
+    """An Airflow home whose tasks run in parallel processes: ``executor``, a PostgreSQL metadata database
+    (SQLite's single writer would serialise the workers' calls), and the execution API server on ``port``."""
+    return {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.uri(_new_pg_database(postgres)).replace(
             "postgresql://", "postgresql+psycopg2://"),
         "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex * 2,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        **extra,
     }
-    migrate(env)
-    log = home / "api-server.log"
+
+
+@contextlib.contextmanager
+def background(command: list[str], env: dict[str, str], log: Path, ready: Callable[[subprocess.Popen], None]):
+    """A server process of the test: started, waited for with ``ready``, and stopped at the end."""
     with log.open("w") as out:
-        server = subprocess.Popen(
-            [AIRFLOW, "api-server", "--apps", "execution", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_until_answering(f"http://127.0.0.1:{port}/execution/health", server, log)
-        yield env
+        ready(process)
+        yield process
     finally:
-        server.terminate()
+        process.terminate()
         try:
-            server.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            process.kill()
+            process.wait()
+
+
+def execution_api_server(env: dict[str, str], home: Path):
+    port = env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].split(":")[2].split("/")[0]
+    log = home / "api-server.log"
+    return background(
+        [AIRFLOW, "api-server", "--apps", "execution", "--host", "127.0.0.1", "--port", port], env, log,
+        lambda server: wait_until_answering(f"http://127.0.0.1:{port}/execution/health", server, log))
+
+
+@pytest.fixture(scope="module")
+def local_executor(tmp_path_factory, postgres):
+    home = tmp_path_factory.mktemp("airflow-local-executor")
+    env = executor_env(home, postgres, "LocalExecutor", free_port())
+    migrate(env)
+    with execution_api_server(env, home):
+        yield env
 
 
 def _formatted(digits: str) -> str:
     return f"+{digits[0]} ({digits[1:4]}) {digits[4:7]}-{digits[7:9]}-{digits[9:]}"
 
 
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_the_sharded_example_runs_its_tasks_in_parallel(local_executor, postgres, tmp_path, request, monkeypatch):
-    warehouse = make_warehouse("postgres", tmp_path, request, monkeypatch, conn_id="warehouse_default")
-    valid = numbers(160)
-    contacts = [_formatted(n) if i % 2 else n for i, n in enumerate(valid)]
+@dataclass
+class ShardedRun:
+    """What one ``airflow dags test example_greenapi_sharded --use-executor`` did, and what it took."""
+
+    env: dict[str, str]
+    valid: list[str]
+    contacts: list[str | None]
+    seconds: float
+
+    @property
+    def checks_per_second(self) -> float:
+        return len(self.valid) / self.seconds
+
+
+def run_sharded_example(env: dict[str, str], warehouse, count: int = 160, latency_ms: float = 50,
+                        workers: Callable[[dict[str, str]], contextlib.AbstractContextManager] | None = None
+                        ) -> ShardedRun:
+    """Seed ``count`` contacts (mixed spellings, repeats, junk), run the sharded example on ``env``'s executor
+    against four emulated instances (``workers(env)``, when given, runs around it: the executor's workers,
+    started once the connections are known), and assert what must hold on any executor: every number checked exactly
+    once by the instance of its shard, no 429, the ledger equal to the emulator's counts, one row per contact,
+    and the four mapped tasks truly in parallel, in four processes."""
+    valid = numbers(count)
+    contacts: list[str | None] = [_formatted(n) if i % 2 else n for i, n in enumerate(valid)]
     contacts += [_formatted(n) for n in valid[:8]]  # the same numbers under other contacts: one check each
     contacts += ["junk", "123", None]
     connection = warehouse.connect()
@@ -450,17 +490,22 @@ def test_the_sharded_example_runs_its_tasks_in_parallel(local_executor, postgres
     connection.commit()
     connection.close()
 
-    with multi_emulator(4, latency_ms=50) as emu:
-        env = {**local_executor, "AIRFLOW_CONN_WAREHOUSE_DEFAULT": warehouse.airflow_uri}
+    with multi_emulator(4, latency_ms=latency_ms) as emu:
+        env = {**env, "AIRFLOW_CONN_WAREHOUSE_DEFAULT": warehouse.airflow_uri}
         for i, (instance, token) in enumerate(INSTANCES):
             env[f"AIRFLOW_CONN_GREENAPI_{i + 1}"] = greenapi_connection(emu, instance, token)
-        result = subprocess.run([AIRFLOW, "dags", "test", "example_greenapi_sharded", "--use-executor"],
-                                env=env, capture_output=True, text=True, timeout=900)
+        with workers(env) if workers else contextlib.nullcontext():
+            started = time.monotonic()
+            result = subprocess.run([AIRFLOW, "dags", "test", "example_greenapi_sharded", "--use-executor"],
+                                    env=env, capture_output=True, text=True, timeout=900)
+            seconds = time.monotonic() - started
         counters = {instance: emu.counters(instance) for instance, _ in INSTANCES}
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert not any(token in output for _, token in INSTANCES)
-    assert "WhatsApp check of the contacts table across 4 GREEN-API instances" in output
+    report_logs = (Path(env["AIRFLOW_HOME"]) / "logs" / "dag_id=example_greenapi_sharded").rglob("*.log")
+    reported = output + "".join(log.read_text() for log in report_logs if "task_id=report" in str(log))
+    assert "WhatsApp check of the contacts table across 4 GREEN-API instances" in reported  # on a worker: its log
 
     checked: Counter[str] = Counter()
     for index, (instance, _) in enumerate(INSTANCES):
@@ -482,14 +527,134 @@ def test_the_sharded_example_runs_its_tasks_in_parallel(local_executor, postgres
     assert sum(statuses.values()) == len(contacts) - 3 and set(statuses) <= {"exists", "not_exists"}
 
     # Truly in parallel: every mapped task started before any of them finished (read from Airflow's records).
+    tasks = mapped_task_records(env)
+    assert sorted(t[0] for t in tasks) == [0, 1, 2, 3] and {t[1] for t in tasks} == {"success"}
+    assert max(t[2] for t in tasks) < min(t[3] for t in tasks)
+    assert len({t[4] for t in tasks}) == 4  # four task processes
+    return ShardedRun(env, valid, contacts, seconds)
+
+
+def mapped_task_records(env: dict[str, str]) -> list[tuple]:
+    """(map_index, state, start_date, end_date, pid, hostname) of the sharded example's mapped tasks."""
     import psycopg2
 
     metadata = psycopg2.connect(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", ""))
     cursor = metadata.cursor()
-    cursor.execute("SELECT map_index, state, start_date, end_date, pid FROM task_instance "
+    cursor.execute("SELECT map_index, state, start_date, end_date, pid, hostname FROM task_instance "
                    "WHERE dag_id = 'example_greenapi_sharded' AND task_id = 'check_contacts'")
     tasks = cursor.fetchall()
     metadata.close()
-    assert sorted(t[0] for t in tasks) == [0, 1, 2, 3] and {t[1] for t in tasks} == {"success"}
-    assert max(t[2] for t in tasks) < min(t[3] for t in tasks)
-    assert len({t[4] for t in tasks}) == 4  # four worker processes
+    return tasks
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_sharded_example_runs_its_tasks_in_parallel(local_executor, tmp_path, request, monkeypatch):
+    warehouse = make_warehouse("postgres", tmp_path, request, monkeypatch, conn_id="warehouse_default")
+    run = run_sharded_example(local_executor, warehouse)
+    print(f"LocalExecutor: {len(run.valid)} numbers in {run.seconds:.1f} s, {run.checks_per_second:.1f} checks/s")
+
+
+# CeleryExecutor: Redis as the broker (Debian's redis-server, a private one on a free port: never the
+# machine's shared 6379), PostgreSQL as result backend and metadata database, two `airflow celery worker`s.
+CELERY_WORKERS = 2
+
+
+def why_celery_unavailable() -> str | None:
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (Debian: apt-get install redis-server)"
+    if importlib.util.find_spec("airflow.providers.celery") is None:
+        return "apache-airflow-providers-celery is not installed (it is in the dev extra: pip install -e '.[dev]')"
+    return None
+
+
+def wait_for_redis(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"redis-server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"redis-server did not answer on port {port}:\n{log.read_text()[-2000:]}")
+
+
+def wait_for_workers(env: dict[str, str], count: int, workers: list[subprocess.Popen], logs: list[Path],
+                     timeout: float = 180) -> None:
+    """Until ``count`` Celery workers answer a ping through the broker."""
+    from celery import Celery
+
+    app = Celery(broker=env["AIRFLOW__CELERY__BROKER_URL"])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for worker, log in zip(workers, logs, strict=True):
+                if worker.poll() is not None:
+                    raise AssertionError(f"a Celery worker exited with {worker.returncode}:\n"
+                                         f"{log.read_text()[-3000:]}")
+            if len(app.control.ping(timeout=1.0) or []) >= count:
+                return
+            time.sleep(0.5)
+    finally:
+        app.close()
+    raise AssertionError("the Celery workers did not come up:\n" + "\n".join(log.read_text()[-2000:] for log in logs))
+
+
+@pytest.fixture(scope="module")
+def celery_executor(tmp_path_factory, postgres):
+    reason = why_celery_unavailable()
+    if reason:
+        pytest.skip(f"CeleryExecutor test skipped: {reason}")
+    home = tmp_path_factory.mktemp("airflow-celery-executor")
+    redis_port = free_port()
+    env = executor_env(home, postgres, "CeleryExecutor", free_port(),
+                       AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:{redis_port}/0",
+                       AIRFLOW__CELERY__WORKER_CONCURRENCY="2")
+    env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace(
+        "+psycopg2", "")
+    migrate(env)
+    redis_log = home / "redis.log"
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(background(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(home)], env, redis_log, lambda p: wait_for_redis(redis_port, p, redis_log)))
+        stack.enter_context(execution_api_server(env, home))
+        yield env
+
+
+@contextlib.contextmanager
+def celery_workers(env: dict[str, str]):
+    """``CELERY_WORKERS`` ``airflow celery worker`` processes, each running up to 2 tasks; ready when they all
+    answer a ping through Redis. Yields their log files."""
+    home = Path(env["AIRFLOW_HOME"])
+    logs = [home / f"worker-{i}.log" for i in range(CELERY_WORKERS)]
+    with contextlib.ExitStack() as stack:
+        workers = [stack.enter_context(background(
+            [AIRFLOW, "celery", "worker", "--concurrency", "2", "--celery-hostname", f"greenapi-w{i}@%h",
+             "--skip-serve-logs", "--without-mingle", "--without-gossip"], env, log, lambda p: None))
+            for i, log in enumerate(logs)]
+        wait_for_workers(env, CELERY_WORKERS, workers, logs)
+        yield logs
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_sharded_example_on_celery_workers(celery_executor, tmp_path, request, monkeypatch):
+    """A real distributed run: two Celery workers take the four mapped tasks from Redis; every number is
+    checked exactly once, with no 429, and both workers did part of the work."""
+    warehouse = make_warehouse("postgres", tmp_path, request, monkeypatch, conn_id="warehouse_default")
+    logs: list[Path] = []
+
+    @contextlib.contextmanager
+    def workers(env):
+        with celery_workers(env) as worker_logs:
+            logs.extend(worker_logs)
+            yield
+
+    run = run_sharded_example(celery_executor, warehouse, workers=workers)
+    received = [log.read_text().count("execute_workload") for log in logs]
+    assert all(received), f"a worker took no task: {received}"  # both workers took part
+    print(f"CeleryExecutor, {CELERY_WORKERS} workers: {len(run.valid)} numbers in {run.seconds:.1f} s, "
+          f"{run.checks_per_second:.1f} checks/s (airflow dags test --use-executor, start to end)")

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_greenapi.airflow_compat import AirflowNotFoundException
 from airflow_provider_greenapi.client import (
     ClientSettings,
     GreenApiClient,
@@ -48,7 +49,13 @@ class GreenApiHook(BaseHook):
 
     @cached_property
     def _connection(self) -> Any:
-        conn = self.get_connection(self.greenapi_conn_id)
+        try:
+            conn = self.get_connection(self.greenapi_conn_id)
+        except AirflowNotFoundException:
+            raise GreenApiConnectionError(
+                f"Connection {self.greenapi_conn_id!r} is not defined: create it with the GREEN-API connection "
+                "type (Admin > Connections, `airflow connections add`, or an AIRFLOW_CONN_* variable)."
+            ) from None
         if conn.conn_type and conn.conn_type != self.conn_type:
             raise GreenApiConnectionError(
                 f"Connection {self.greenapi_conn_id!r} has type {conn.conn_type!r}, not 'greenapi': "

@@ -12,7 +12,9 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context
 
+from airflow_provider_greenapi.airflow_compat import AirflowFailException
 from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, CheckOptions
+from airflow_provider_greenapi.errors import retry_can_fix
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.ledger import DEFAULT_USAGE_TABLE, UsageLedger
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
@@ -144,6 +146,16 @@ class CheckWhatsappOperator(BaseOperator):
             self.outlets = [*self.outlets, results_table_asset(destination_conn_id, self.destination_table)]
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Run the check. A failure that running again cannot fix (errors.retry_can_fix) fails the task at once,
+        without its ``retries``, with the same message; any other failure lets Airflow retry."""
+        try:
+            return self._check(context)
+        except Exception as error:
+            if retry_can_fix(error):
+                raise
+            raise AirflowFailException(str(error)) from error
+
+    def _check(self, context: Context) -> dict[str, Any]:
         map_index = getattr(context.get("ti"), "map_index", None)
         if self.emit_asset and isinstance(map_index, int) and map_index >= 0:
             self.log.warning(
