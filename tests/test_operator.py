@@ -11,6 +11,8 @@ from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 from tests.conftest import ID_INSTANCE
 
+pytestmark = pytest.mark.matrix  # the operator through the emulator into a warehouse, on every Airflow line
+
 NUMBERS = [f"7900{i:07d}" for i in range(8)]
 
 

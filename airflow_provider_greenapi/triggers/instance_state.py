@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_greenapi._compat import AirflowNotFoundException
 from airflow_provider_greenapi.client import GreenApiClient
 from airflow_provider_greenapi.errors import (
     GreenApiError,
