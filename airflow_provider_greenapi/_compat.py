@@ -10,6 +10,9 @@ Import what differs from here, never from ``airflow`` directly. What every suppo
 - Airflow 3.1 reads the connection form only from the hook methods ``get_connection_form_widgets`` /
   ``get_ui_field_behaviour``; 3.2+ reads ``conn-fields`` / ``ui-field-behaviour`` from the provider info
   (and warns that the hook methods are deprecated). :data:`DECLARATIVE_CONNECTION_FORM` tells which.
+- The connection list's Test button of Airflow 3.3.1 and 3.3.2 posts ``port: 0`` for a connection without a
+  port and the API answers 400 "The host or port to test differs from the stored connection" before the hook
+  runs (fixed in apache/airflow#73298, 3.4.0b2): :data:`TEST_BUTTON_REJECTS_PORTLESS` tells where.
 - ``DagBag`` moved from ``airflow.models.dagbag`` (3.1) to ``airflow.dag_processing.dagbag`` (3.2+).
 """
 
@@ -48,10 +51,14 @@ AIRFLOW_LINE: tuple[int, int] = tuple(Version(AIRFLOW_VERSION).release[:2])  # t
 DECLARATIVE_CONNECTION_FORM = AIRFLOW_LINE >= (3, 2)
 """True where Airflow builds the connection form from the provider info's ``conn-fields``."""
 
+TEST_BUTTON_REJECTS_PORTLESS = Version(AIRFLOW_VERSION).release[:3] >= (3, 3, 1) and AIRFLOW_LINE < (3, 4)
+"""True where the UI's Test button fails for every GREEN-API connection (no port); the CLI test works."""
+
 __all__ = [
     "AIRFLOW_LINE",
     "AIRFLOW_VERSION",
     "DECLARATIVE_CONNECTION_FORM",
+    "TEST_BUTTON_REJECTS_PORTLESS",
     "AirflowException",
     "AirflowFailException",
     "AirflowNotFoundException",

@@ -48,8 +48,7 @@ def dags_test(env: dict[str, str], dag_id: str) -> str:
 @pytest.mark.xfail(AIRFLOW_LINE == (3, 2), raises=AssertionError, strict=False, reason=(
     "Airflow 3.2.2's `airflow dags test` fails before any task code runs: its in-process execution API "
     "does not wait for its own start-up (\"'State' object has no attribute 'svcs_registry'\"; with today's "
-    "fastapi 0.165/cadwyn 9 it fails earlier, 'TITerminalStatePayload needs a discriminator'). Fixed in 3.3; "
-    "real schedulers and workers are unaffected."))
+    "fastapi 0.165/cadwyn 9 it fails earlier, 'TITerminalStatePayload needs a discriminator'). Fixed in 3.3."))
 def test_the_daily_example_writes_the_warehouse(airflow_home, emulator, tmp_path):
     warehouse = tmp_path / "warehouse.db"
     numbers = [f"+1 212 555 {i:04d}" for i in range(12)]
