@@ -31,7 +31,8 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_the_wheel_holds_the_package_and_the_emulator_and_no_tests(dist: Path) -> None:
     (wheel,) = dist.glob("*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+    zipped = zipfile.ZipFile(wheel)
+    names = zipped.namelist()
     for expected in ("airflow_provider_greenapi/__init__.py", "airflow_provider_greenapi/py.typed",
                      "airflow_provider_greenapi/hooks/greenapi.py", "airflow_provider_greenapi/_compat.py",
                      "airflow_provider_greenapi/emulator/server.py", "airflow_provider_greenapi/emulator/__main__.py"):
@@ -39,7 +40,6 @@ def test_the_wheel_holds_the_package_and_the_emulator_and_no_tests(dist: Path) -
     assert not [n for n in names if n.startswith(("tests/", "dags/", "bench/", "scripts/"))]
     info = next(n.rsplit("/", 1)[0] for n in names if n.endswith(".dist-info/METADATA"))
     assert f"{info}/licenses/LICENSE" in names
-    zipped = zipfile.ZipFile(wheel)
     assert "apache_airflow_provider" in zipped.read(f"{info}/entry_points.txt").decode()
     metadata = email.message_from_bytes(zipped.read(f"{info}/METADATA"))
     requires = metadata.get_all("Requires-Dist") or []
@@ -52,5 +52,6 @@ def test_the_wheel_holds_the_package_and_the_emulator_and_no_tests(dist: Path) -
 @pytest.mark.slow
 def test_the_sdist_carries_the_license_and_the_changelog(dist: Path) -> None:
     (sdist,) = dist.glob("*.tar.gz")
-    names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "airflow_provider_greenapi/py.typed"} <= names
