@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install test lint typecheck unit demo bench emulator mutation clean
+.PHONY: install test test-matrix dist lint typecheck unit demo bench emulator mutation clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed"'
@@ -26,6 +26,20 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The core tests (marker `matrix`) on the newest patch of every other supported Airflow line, each in its own
+# virtualenv under .venv-matrix/ (3.3, the newest stable line, is .venv's: `make test`). MATRIX_BROWSER also
+# runs the browser test on that line (the one with the Test-button fix, apache/airflow#73298).
+MATRIX_AIRFLOW ?= 3.1.8 3.2.2 3.4.0b2
+MATRIX_BROWSER ?= 3.4.0b2
+test-matrix:
+	MATRIX_AIRFLOW="$(MATRIX_AIRFLOW)" MATRIX_BROWSER="$(MATRIX_BROWSER)" PYTHON=$(PYTHON) scripts/test-matrix.sh
+
+# The wheel and the sdist, checked as PyPI would (tests/test_packaging.py runs it into a temporary folder).
+DIST ?= dist
+dist: $(STAMP)
+	rm -rf $(DIST) && $(BIN)/python -m build --outdir $(DIST) . > $(VENV)/build.log 2>&1 || (cat $(VENV)/build.log; exit 1)
+	$(BIN)/twine check --strict $(DIST)/*
+
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
@@ -44,4 +58,4 @@ emulator: $(STAMP)
 	$(BIN)/greenapi-emulator
 
 clean:
-	rm -rf $(VENV) .airflow .demo build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-matrix dist .airflow .demo build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -11,13 +11,16 @@ _DEFAULTS = ClientSettings()
 
 def _number_field(label: str, description: str, kind: str, default: float | int | None,
                   minimum: float | None = None, maximum: float | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": [kind, "null"] if default is None else kind}
-    if default is not None:
-        schema["default"] = default
+    """An optional extra field. The default is shown in the description, never put in the schema: Airflow's
+    form would otherwise save it into every connection's extra, where a later change of the default in the
+    hook never reaches. The hook applies the default when the key is absent, empty or null."""
+    schema: dict[str, Any] = {"type": [kind, "null"]}
     if minimum is not None:
         schema["minimum"] = minimum
     if maximum is not None:
         schema["maximum"] = maximum
+    if default is not None:
+        description = f"{description} Default: {default:g}."
     return {"label": label, "description": description, "schema": schema}
 
 
@@ -44,6 +47,21 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
         "checkWhatsapp calls the plan allows a month (Developer: 100, Business: 30000). With a warehouse "
         "usage ledger, runs stop before crossing it. Empty: not enforced.",
         "integer", None, 0, None),
+}
+
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port"],
+    "relabeling": {
+        "host": "API URL (apiUrl)",
+        "login": "Instance ID (idInstance)",
+        "password": "API token (apiTokenInstance)",
+    },
+    "placeholders": {
+        "host": DEFAULT_API_URL,
+        "login": "1101000001",
+        "password": "the apiTokenInstance from the GREEN-API console",
+    },
 }
 
 
@@ -89,19 +107,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "greenapi",
                 "hook-class-name": "airflow_provider_greenapi.hooks.greenapi.GreenApiHook",
                 "hook-name": "GREEN-API",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port"],
-                    "relabeling": {
-                        "host": "API URL (apiUrl)",
-                        "login": "Instance ID (idInstance)",
-                        "password": "API token (apiTokenInstance)",
-                    },
-                    "placeholders": {
-                        "host": DEFAULT_API_URL,
-                        "login": "1101000001",
-                        "password": "the apiTokenInstance from the GREEN-API console",
-                    },
-                },
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
                 "conn-fields": CONNECTION_FIELDS,
             }
         ],

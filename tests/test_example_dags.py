@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_greenapi._compat import AIRFLOW_LINE
 from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from tests.airflow_cli import AIRFLOW, migrate, task_tries
@@ -20,10 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = sorted(p.stem for p in (ROOT / "dags").glob("example_*.py"))
 
 
+@pytest.mark.matrix
 def test_dag_bag_has_no_import_errors():
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_greenapi._compat import dag_bag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    bag = dag_bag(str(ROOT / "dags"))
     assert bag.import_errors == {}
     assert {"example_greenapi_check_whatsapp", "example_greenapi_numbers_from_xcom"} <= set(bag.dag_ids)
 
@@ -78,6 +80,11 @@ def xcom_example_numbers() -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.matrix
+@pytest.mark.xfail(AIRFLOW_LINE == (3, 2), raises=AssertionError, strict=False, reason=(
+    "Airflow 3.2.2's `airflow dags test` fails before any task code runs: its in-process execution API "
+    "does not wait for its own start-up (\"'State' object has no attribute 'svcs_registry'\"; with today's "
+    "fastapi 0.165/cadwyn 9 it fails earlier, 'TITerminalStatePayload needs a discriminator'). Fixed in 3.3."))
 def test_the_daily_example_writes_the_warehouse(airflow_home, emulator, tmp_path):
     warehouse = tmp_path / "warehouse.db"
     numbers = [f"+1 212 555 {i:04d}" for i in range(12)]

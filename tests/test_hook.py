@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import warnings
+from typing import Any
 
 import pytest
 
 from airflow_provider_greenapi import get_provider_info
+from airflow_provider_greenapi._compat import AIRFLOW_VERSION, DECLARATIVE_CONNECTION_FORM
+from airflow_provider_greenapi.client import ClientSettings
 from airflow_provider_greenapi.hooks.greenapi import GreenApiConnectionError, GreenApiHook
+from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS
 from tests.airflow_cli import AIRFLOW
 from tests.conftest import ID_INSTANCE, TOKEN, greenapi_connection
+
+pytestmark = pytest.mark.matrix  # discovery, hook and connection form: the core of every Airflow line
 
 
 def airflow_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -35,10 +42,20 @@ def test_airflow_lists_the_provider_and_the_connection_type():
     assert greenapi and greenapi[0]["class"] == "airflow_provider_greenapi.hooks.greenapi.GreenApiHook"
 
 
-def test_the_ui_receives_the_connection_form():
+def hook_meta() -> dict[str, Any]:
+    """What ``GET /ui/connections/hook_meta`` answers for the GREEN-API type: the code path of the API server."""
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 
-    meta = {m.connection_type: m for m in HookMetaService.hook_meta_data()}["greenapi"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metas = HookMetaService.hook_meta_data()
+    deprecated = [str(w.message) for w in caught if "GreenApiHook" in str(w.message)]
+    assert not deprecated, f"Airflow {AIRFLOW_VERSION} warns about the hook: {deprecated}"
+    return {m.connection_type: m for m in metas}["greenapi"]
+
+
+def test_the_ui_receives_the_connection_form():
+    meta = hook_meta()
     assert meta.hook_name == "GREEN-API"
     fields = meta.standard_fields
     assert fields.host.title == "API URL (apiUrl)" and fields.host.placeholder == "https://api.green-api.com"
@@ -46,11 +63,21 @@ def test_the_ui_receives_the_connection_form():
     assert fields.password.title == "API token (apiTokenInstance)"
     assert fields.port.hidden and fields.url_schema.hidden
     extras = meta.extra_fields
-    assert set(extras) == {"timeout", "requests_per_second", "max_in_flight", "max_retries", "retry_backoff",
-                           "monthly_quota"}
-    assert extras["requests_per_second"]["schema"]["maximum"] == 10
-    assert extras["max_in_flight"]["value"] == 4
+    assert set(extras) == set(CONNECTION_FIELDS)
     assert extras["timeout"]["schema"]["title"] == "Timeout (seconds)"
+    if DECLARATIVE_CONNECTION_FORM:  # 3.1's form knows no number type and no bounds: text fields the hook parses
+        assert extras["requests_per_second"]["schema"]["maximum"] == 10
+        assert extras["max_in_flight"]["schema"]["type"] == ["integer", "null"]
+
+
+def test_the_form_shows_defaults_but_stores_none_and_requires_nothing():
+    """Airflow's form saves each field's ``value`` into extra and requires a field whose type lacks "null"."""
+    defaults = ClientSettings()
+    for name, field in hook_meta().extra_fields.items():
+        assert field["value"] is None, f"{name}: the form would store {field['value']!r} into every connection"
+        assert "null" in field["schema"]["type"], f"{name}: the form would mark it required"
+        if name != "monthly_quota":
+            assert f"Default: {getattr(defaults, name):g}." in field["description"]
 
 
 def test_hook_reads_the_connection_lazily(monkeypatch):

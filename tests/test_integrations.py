@@ -36,9 +36,9 @@ def test_the_asset_event_carries_the_summary(greenapi_conn, warehouse, mocker):
 
 
 def test_a_downstream_dag_is_scheduled_on_the_asset():
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_greenapi._compat import dag_bag
 
-    bag = DagBag(dag_folder="dags")
+    bag = dag_bag("dags")
     consumer = bag.dags["example_greenapi_on_new_results"]
     producer = bag.dags["example_greenapi_check_whatsapp"]
     asset = results_table_asset("warehouse_default", "whatsapp_checks")

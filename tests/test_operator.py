@@ -7,12 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_greenapi.airflow_compat import AirflowFailException
+from airflow_provider_greenapi._compat import AirflowFailException
 from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.emulator import FaultPlan
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 from tests.conftest import ID_INSTANCE
 from tests.wire import assert_paced
+
+pytestmark = pytest.mark.matrix  # the operator through the emulator into a warehouse, on every Airflow line
 
 NUMBERS = [f"7900{i:07d}" for i in range(8)]
 

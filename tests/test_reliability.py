@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_greenapi.airflow_compat import AirflowFailException
+from airflow_provider_greenapi._compat import AirflowFailException
 from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
 from airflow_provider_greenapi.errors import GreenApiCredentialsError

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_greenapi._compat import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow_provider_greenapi.emulator import FaultPlan, GreenApiEmulator
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.sensors import GreenApiInstanceStateError, GreenApiInstanceStateSensor

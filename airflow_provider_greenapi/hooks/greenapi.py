@@ -7,7 +7,12 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_greenapi.airflow_compat import AirflowNotFoundException
+from airflow_provider_greenapi._compat import (
+    DECLARATIVE_CONNECTION_FORM,
+    AirflowNotFoundException,
+    legacy_connection_form_widgets,
+    legacy_ui_field_behaviour,
+)
 from airflow_provider_greenapi.client import (
     ClientSettings,
     GreenApiClient,
@@ -16,6 +21,7 @@ from airflow_provider_greenapi.client import (
 )
 from airflow_provider_greenapi.errors import GreenApiError
 from airflow_provider_greenapi.models import InstanceState
+from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
 
 _SETTING_TYPES: dict[str, type] = {
     "timeout": float,
@@ -46,6 +52,17 @@ class GreenApiHook(BaseHook):
     def __init__(self, greenapi_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.greenapi_conn_id = greenapi_conn_id
+
+    if not DECLARATIVE_CONNECTION_FORM:
+        # Airflow 3.1 builds the connection form from these two methods only; 3.2+ reads the same definition
+        # from the provider info (provider_info.py) and would warn that the methods are deprecated.
+        @classmethod
+        def get_connection_form_widgets(cls) -> dict[str, Any]:
+            return legacy_connection_form_widgets(CONNECTION_FIELDS)
+
+        @classmethod
+        def get_ui_field_behaviour(cls) -> dict[str, Any]:
+            return legacy_ui_field_behaviour(UI_FIELD_BEHAVIOUR)
 
     @cached_property
     def _connection(self) -> Any:

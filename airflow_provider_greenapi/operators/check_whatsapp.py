@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context
 
-from airflow_provider_greenapi.airflow_compat import AirflowFailException
+from airflow_provider_greenapi._compat import AirflowFailException
 from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, CheckOptions
 from airflow_provider_greenapi.errors import retry_can_fix
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook

@@ -7,9 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
-from airflow.sdk.configuration import conf
 
-from airflow_provider_greenapi.airflow_compat import AirflowException, AirflowFailException, AirflowSkipException
+from airflow_provider_greenapi._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
 from airflow_provider_greenapi.errors import GreenApiError
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.models import InstanceState

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_greenapi.airflow_compat import AirflowNotFoundException
+from airflow_provider_greenapi._compat import AirflowNotFoundException
 from airflow_provider_greenapi.client import GreenApiClient
 from airflow_provider_greenapi.errors import (
     GreenApiError,

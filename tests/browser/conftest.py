@@ -8,7 +8,6 @@ tests skip and say why.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -36,7 +35,6 @@ CHROMIUM_ARGS = [
 SERVER_START_TIMEOUT = 120.0  # seconds; about 10-15 s on an idle 2-core machine
 UI_TIMEOUT_MS = 20_000  # one UI step (a click's answer, a toast); generous for a loaded CI machine
 INSTALL_HINT = "run scripts/install-browser-test-deps.sh"
-PORT_FIX = Path(__file__).with_name("airflow_test_button_fix.py")
 
 
 @dataclass
@@ -47,6 +45,7 @@ class ApiServer:
     home: Path
     log: Path
     process: subprocess.Popen[bytes]
+    env: dict[str, str]
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -55,7 +54,7 @@ class ApiServer:
         return "\n".join(self.output().splitlines()[-lines:])
 
 
-def _server_env(home: Path, shim_dir: Path) -> dict[str, str]:
+def server_env(home: Path) -> dict[str, str]:
     # Nothing from the developer's own Airflow set-up (another DB, auth manager or AIRFLOW_CONN_*) leaks in.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
     env.update({
@@ -70,7 +69,6 @@ def _server_env(home: Path, shim_dir: Path) -> dict[str, str]:
         # DEBUG makes urllib3 log every GREEN-API request line, whose URL path carries the token: the
         # "token never in the log" check then has teeth.
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(shim_dir), env.get("PYTHONPATH", "")) if p),
         "PYTHONUNBUFFERED": "1",
         "NO_COLOR": "1",
     })
@@ -92,15 +90,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def airflow_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """``airflow db migrate`` then ``airflow api-server`` on a free loopback port, test connections enabled."""
+    """``airflow db migrate`` then ``airflow api-server`` on a free loopback port, test connections enabled.
+
+    The Airflow users get: nothing is patched or preloaded into the server."""
     home = tmp_path_factory.mktemp("airflow-home")
     (home / "dags").mkdir()
-    shim_dir = tmp_path_factory.mktemp("api-server-sitecustomize")
-    shutil.copyfile(PORT_FIX, shim_dir / "sitecustomize.py")
-    env = _server_env(home, shim_dir)
+    env = server_env(home)
     log = home / "api-server.log"
 
-    migrate({**env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}, timeout=180)
+    migrate(env, timeout=180)
 
     port = free_port()
     with log.open("wb") as sink:
@@ -108,7 +106,7 @@ def airflow_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api
             [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
-    server = ApiServer(f"http://127.0.0.1:{port}", home, log, process)
+    server = ApiServer(f"http://127.0.0.1:{port}", home, log, process, env)
     try:
         wait_until_answering(f"{server.base_url}/api/v2/monitor/health", process, log, SERVER_START_TIMEOUT)
         yield server

@@ -2,8 +2,11 @@
 
 A real ``airflow api-server`` (throwaway AIRFLOW_HOME) serves the UI; the GREEN-API emulator runs in this
 pytest process and the api-server reaches it over loopback. The test adds a connection through the form,
-checks the provider's labels, hidden fields and extra fields, presses Test with the right token and then a
-wrong one, and checks that the token never reaches the api-server's log.
+checks the provider's labels, hidden fields and extra fields (empty, optional, defaults in the description),
+saves it and checks that the stored extra holds no default, presses Test with the right token and then a
+wrong one, and checks that the token never reaches the api-server's log. Nothing in Airflow is patched: on
+3.3.1/3.3.2, whose Test button rejects every connection without a port, the test records that failure as the
+user sees it and that ``airflow connections test`` works. `make test-matrix` runs it on 3.4.0b2 too.
 
 Run: ``.venv/bin/python -m pytest -m browser tests/browser -q``. Refresh the screenshot used by
 docs/connection.md with ``GREENAPI_UPDATE_SCREENSHOT=1`` (otherwise it goes to the pytest tmp dir only).
@@ -11,14 +14,17 @@ docs/connection.md with ``GREENAPI_UPDATE_SCREENSHOT=1`` (otherwise it goes to t
 
 from __future__ import annotations
 
+import json
 import os
-import warnings
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_greenapi.client import ClientSettings
+from airflow_provider_greenapi._compat import AIRFLOW_VERSION, TEST_BUTTON_REJECTS_PORTLESS
+from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS
+from tests.airflow_cli import AIRFLOW
 from tests.browser.conftest import ApiServer
 from tests.conftest import ID_INSTANCE, TOKEN
 
@@ -30,13 +36,9 @@ WRONG_TOKEN = "wrong-token-00000000000000000000"
 RELABELLED = ["API URL (apiUrl)", "Instance ID (idInstance)", "API token (apiTokenInstance)"]
 # Airflow's own labels: replaced by the relabelling (host, login, password) or hidden (port, schema).
 NOT_SHOWN = ["Host", "Login", "Password", "Port", "Schema"]
-EXTRA_DEFAULTS = {
-    "Timeout (seconds)": ClientSettings().timeout,
-    "checkWhatsapp requests per second": ClientSettings().requests_per_second,
-    "Concurrent requests": ClientSettings().max_in_flight,
-    "Retries": ClientSettings().max_retries,
-    "Retry backoff (seconds)": ClientSettings().retry_backoff,
-}
+# What Airflow 3.3.1/3.3.2's toast shows for the list's Test button on a connection without a port (the API's
+# 400 says "The host or port to test differs from the stored connection"; the toast shows only its reason).
+PORT_MISMATCH = "Bad Request"
 
 
 def screenshot_path(tmp_path: Path) -> Path:
@@ -46,11 +48,26 @@ def screenshot_path(tmp_path: Path) -> Path:
     return tmp_path / "connection-form.png"
 
 
-def same_number(shown: str, expected: float) -> bool:
-    try:
-        return float(shown) == float(expected)
-    except ValueError:
-        return False
+def open_section(dialog: Any, name: str) -> None:
+    """Open a section of the form: 3.3 folds sections into accordions, 3.4 shows them all under headings."""
+    toggle = dialog.get_by_role("button", name=name, exact=True)
+    if toggle.count():
+        toggle.click()
+
+
+def airflow_cli(server: ApiServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """Airflow's CLI on the api-server's own metadata database."""
+    return subprocess.run([AIRFLOW, *args], env=server.env, capture_output=True, text=True, timeout=180)
+
+
+def stored_extra(server: ApiServer) -> dict[str, Any]:
+    got = airflow_cli(server, "connections", "get", CONN_ID, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    # Airflow's log lines may come first on stdout: the JSON list starts on the first line that opens one.
+    lines = got.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("["))
+    record = json.loads("\n".join(lines[start:]))[0]
+    return dict(record["extra_dejson"])
 
 
 @pytest.mark.browser
@@ -76,16 +93,16 @@ def test_connection_form_add_and_test_in_the_real_ui(chromium_page: Any, airflow
             expect(dialog.get_by_label(label, exact=True)).to_have_count(0)
         expect(dialog.get_by_label("API URL (apiUrl)")).to_have_attribute("placeholder", "https://api.green-api.com")
 
-        dialog.get_by_role("button", name="Extra Fields", exact=True).click()
-        for label, default in EXTRA_DEFAULTS.items():
-            field = dialog.get_by_role("spinbutton", name=label, exact=True)
-            expect(field).to_be_visible()
-            assert same_number(field.input_value(), default), f"{label!r} shows {field.input_value()!r}"
-        expect(dialog.get_by_role("spinbutton", name="Monthly checks quota", exact=True)).to_have_value("")
-        expect(dialog.get_by_text("Empty: not enforced.", exact=False)).to_be_visible()
+        # Extra fields: empty and optional, each default told in its description (the hook applies it).
+        open_section(dialog, "Extra Fields")
+        for field in CONNECTION_FIELDS.values():
+            box = dialog.get_by_role("spinbutton", name=field["label"], exact=True)
+            expect(box).to_be_visible()
+            expect(box).to_have_value("")
+            expect(dialog.get_by_text(field["description"], exact=True)).to_be_visible()
 
         # 3. Fill in the emulator's instance, screenshot the filled form, save.
-        dialog.get_by_role("button", name="Standard Fields", exact=True).click()
+        open_section(dialog, "Standard Fields")
         dialog.get_by_label("API URL (apiUrl)").fill(emulator.base_url)
         dialog.get_by_label("Instance ID (idInstance)").fill(ID_INSTANCE)
         dialog.get_by_label("API token (apiTokenInstance)").fill(TOKEN)
@@ -97,6 +114,23 @@ def test_connection_form_add_and_test_in_the_real_ui(chromium_page: Any, airflow
         row = page.get_by_role("row").filter(has_text=CONN_ID)
         expect(row).to_contain_text("greenapi")
         expect(row).to_contain_text(emulator.base_url)
+
+        # The form stored only what the user set: no defaults (3.3's form writes untouched fields as null).
+        extra = stored_extra(server)
+        assert {k: v for k, v in extra.items() if v is not None} == {}, extra
+
+        if TEST_BUTTON_REJECTS_PORTLESS:
+            # What users of 3.3.1/3.3.2 see: the list's Test button fails before the hook runs ...
+            row.get_by_role("button", name="Test Connection").click()
+            failure = page.get_by_role("status").filter(has_text="Test Connection Failed")
+            expect(failure).to_be_visible()
+            expect(failure).to_contain_text(PORT_MISMATCH)
+            assert any("path=/api/v2/connections/test" in line and "status_code=400" in line
+                       for line in server.output().splitlines()), "the Test button's 400 is not in the log"
+            # ... while the CLI test of the same stored connection works (docs/troubleshooting.md).
+            cli = airflow_cli(server, "connections", "test", CONN_ID)
+            assert cli.returncode == 0 and "Connection success!" in cli.stdout, cli.stdout + cli.stderr
+            return
 
         # 4a. Test with the right token: getStateInstance says "authorized".
         row.get_by_role("button", name="Test Connection").click()
@@ -116,20 +150,18 @@ def test_connection_form_add_and_test_in_the_real_ui(chromium_page: Any, airflow
         expect(failure).to_be_visible()
         expect(failure).to_contain_text("401")
         expect(failure).to_contain_text("apiTokenInstance")
+        assert_no_token_in_log(server)
     except BaseException:
         page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-        print(f"browser screenshot: {tmp_path / 'failure.png'}\napi-server log: {server.log}\n{server.tail()}")
+        print(f"Airflow {AIRFLOW_VERSION}; browser screenshot: {tmp_path / 'failure.png'}\n"
+              f"api-server log: {server.log}\n{server.tail()}")
         raise
 
-    # The hook ran inside the api-server (at DEBUG, so its request lines were logged): no token in clear.
+
+
+def assert_no_token_in_log(server: ApiServer) -> None:
+    """The hook ran inside the api-server (at DEBUG, so its request lines were logged): no token in clear."""
     log = server.output()
     assert "getStateInstance" in log, "the api-server log shows no GREEN-API request: the check below is void"
     assert TOKEN not in log
     assert WRONG_TOKEN not in log
-    if "Test-button port fix: applied" in log:
-        warnings.warn(
-            "This Airflow's Test button fails with 'Bad Request' for every connection without a port (fixed "
-            "upstream in apache/airflow#73298); the test's api-server ran with that fix backported "
-            "(tests/browser/airflow_test_button_fix.py).",
-            stacklevel=1,
-        )
