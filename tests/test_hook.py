@@ -47,9 +47,11 @@ def test_the_ui_receives_the_connection_form():
     assert fields.port.hidden and fields.url_schema.hidden
     extras = meta.extra_fields
     assert set(extras) == {"timeout", "requests_per_second", "max_in_flight", "max_retries", "retry_backoff",
-                           "monthly_quota"}
+                           "check_whatsapp_body", "monthly_quota"}
     assert extras["requests_per_second"]["schema"]["maximum"] == 10
-    assert extras["max_in_flight"]["value"] == 4
+    assert extras["max_in_flight"]["value"] == 64 and extras["max_in_flight"]["schema"]["maximum"] == 256
+    assert extras["check_whatsapp_body"]["value"] == "chatId"
+    assert extras["check_whatsapp_body"]["schema"]["enum"] == ["chatId", "phoneNumber"]
     assert extras["timeout"]["schema"]["title"] == "Timeout (seconds)"
 
 
@@ -68,6 +70,15 @@ def test_hook_builds_a_client_from_the_connection(emulator, monkeypatch):
     assert client.settings.requests_per_second == 7.0 and client.settings.max_in_flight == 3
     assert hook.monthly_quota == 100
     assert TOKEN not in repr(client) and TOKEN not in repr(hook.client_settings())
+
+
+def test_the_older_check_body_is_a_connection_setting(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT",
+                       greenapi_connection(emulator, check_whatsapp_body="phoneNumber"))
+    assert GreenApiHook().get_client().check_whatsapp_body == "phoneNumber"
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emulator, check_whatsapp_body="phone"))
+    with pytest.raises(GreenApiConnectionError, match="check_whatsapp_body must be 'chatId'"):
+        GreenApiHook().get_client()
 
 
 def test_prefixed_extras_from_older_forms_are_read(emulator, monkeypatch):
