@@ -354,7 +354,8 @@ class _Drain:
         """Feed the window what the client saw since the last look: answers and their time, retries."""
         seen = self._client_counts()
         (answers, seconds, retries), self.seen = self.seen, seen
-        return self.window.observe(seen[0] - answers, seen[1] - seconds, seen[2] - retries)
+        return self.window.observe(seen[0] - answers, seen[1] - seconds, seen[2] - retries,
+                                   self.checker.client.oldest_check_age())
 
     def _client_counts(self) -> tuple[int, float, int]:
         stats = self.checker.client.stats

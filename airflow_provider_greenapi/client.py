@@ -7,6 +7,7 @@ never leave this module: exceptions and log lines name the method and the status
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 import random
 import re
@@ -132,6 +133,8 @@ class GreenApiClient:
         self.stats = ClientStats()
         self._stats_lock = threading.Lock()
         self._check_body = self.settings.check_whatsapp_body  # becomes phoneNumber on a host without chatId
+        self._sent_at: dict[int, float] = {}  # checkWhatsapp requests on the wire: token -> time.monotonic()
+        self._tokens = itertools.count()
         self._session = requests.Session()
         # one connection per request in flight, and one for the run's state watch
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.settings.max_in_flight + 1, max_retries=0)
@@ -154,6 +157,12 @@ class GreenApiClient:
     def check_pace(self) -> float:
         """The checkWhatsapp pace in force for this instance in this process (requests a second)."""
         return self._limiters[CHECK_WHATSAPP].requests_per_second
+
+    def oldest_check_age(self) -> float:
+        """Seconds the oldest checkWhatsapp request still on the wire has waited for its answer (0: none)."""
+        with self._stats_lock:
+            oldest = min(self._sent_at.values(), default=None)
+        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
 
     @property
     def check_whatsapp_body(self) -> str:
@@ -280,7 +289,10 @@ class GreenApiClient:
         if self.before_send is not None:
             self.before_send(method)
         self._count(method=method)
-        sent = time.monotonic()
+        sent, token = time.monotonic(), next(self._tokens)
+        if method == CHECK_WHATSAPP:
+            with self._stats_lock:
+                self._sent_at[token] = sent
         try:
             response = self._session.request(
                 http_method, self._url(method), json=payload, timeout=self.settings.timeout
@@ -294,6 +306,9 @@ class GreenApiClient:
             raise GreenApiTransientError(
                 f"could not reach {self.api_url} ({_describe(exc)})", method=method
             ) from None
+        finally:
+            with self._stats_lock:
+                self._sent_at.pop(token, None)
         self._count(status=response.status_code)
         text = response.text
         parsed: Any = None

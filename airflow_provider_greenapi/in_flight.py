@@ -21,6 +21,8 @@ INITIAL_LATENCY_S = 1.0
 """The answer time assumed before the first answer: GREEN-API asks WhatsApp, a second is common."""
 HEADROOM = 1.5
 """The need is sized for answers 50% slower than the average, plus one request."""
+STRAGGLER = 2.0
+"""A request older than this many average answer times is a straggler (a hung one, say), not a trend."""
 SMOOTHING = 0.1
 """Weight of each answer in the latency estimate (about the last 10 to 20 answers count)."""
 
@@ -39,18 +41,24 @@ class InFlightWindow:
         self.ceiling = float(cap)  # the back-off ceiling
         self._answers_since_cut = 0
         self._answers_before_next_cut = 0
+        self.oldest_wait = 0.0  # the age of the oldest request still waiting for its answer
         self.size = self._size()
 
     @property
     def need(self) -> int:
-        """Requests in flight the pace needs at the estimated answer time, with headroom."""
-        wanted = self.pace * self.latency * HEADROOM
+        """Requests in flight the pace needs at the estimated answer time, with headroom; and never fewer than
+        the pace needs to keep sending while the oldest request in flight waits (the average lags behind
+        when answers slow down, and at the start only the fast answers are back)."""
+        waited = min(self.oldest_wait, STRAGGLER * self.latency)
+        wanted = max(self.pace * self.latency * HEADROOM, self.pace * waited)
         return math.ceil(min(wanted, float(self.cap)) - 1e-6) + 1  # 3.0000000004 is 3
 
-    def observe(self, answers: int = 0, answer_seconds: float = 0.0, pushbacks: int = 0) -> int:
+    def observe(self, answers: int = 0, answer_seconds: float = 0.0, pushbacks: int = 0,
+                oldest_wait: float = 0.0) -> int:
         """``answers`` answered requests took ``answer_seconds`` in all (server time, not time spent waiting
-        for the pacer); ``pushbacks`` requests were refused or failed in a way worth retrying. Returns the
-        new window."""
+        for the pacer); ``pushbacks`` requests were refused or failed in a way worth retrying; the oldest
+        request still on the wire has waited ``oldest_wait`` seconds. Returns the new window."""
+        self.oldest_wait = max(0.0, oldest_wait)
         if answers > 0:
             mean = max(0.0, answer_seconds) / answers
             keep = (1.0 - SMOOTHING) ** answers

@@ -26,6 +26,13 @@ def test_the_window_follows_the_pace():
     assert settle(InFlightWindow(pace=5, cap=64), 2.0) == 16
 
 
+def test_a_request_waiting_long_widens_the_window_before_its_answer_is_back():
+    window = InFlightWindow(pace=10, cap=64)
+    assert window.observe(oldest_wait=1.8) == 19  # the 1 s estimate would say 16
+    assert window.observe(oldest_wait=30.0) == 21  # a straggler counts for at most twice the estimate
+    assert window.observe(oldest_wait=0.0) == 16
+
+
 def test_the_cap_holds_whatever_the_latency():
     assert settle(InFlightWindow(pace=10, cap=64), 30.0) == 64
     assert settle(InFlightWindow(pace=10, cap=4), 3.0) == 4
