@@ -27,6 +27,7 @@ from airflow_provider_greenapi.errors import (
     QuotaBudgetExhausted,
     retry_can_fix,
 )
+from airflow_provider_greenapi.in_flight import InFlightWindow
 from airflow_provider_greenapi.ledger import MonthlyUsage, UsageLedger
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer, mask_phone_number
@@ -272,7 +273,7 @@ class BulkChecker:
         except Exception as error:  # a failure of our own side (the ledger's database, say): stop spending
             return _Stop(error)
         status = CheckStatus.EXISTS if answer.exists else CheckStatus.NOT_EXISTS
-        return CheckOutcome(number, status, self.clock(), chat_id=answer.chat_id)
+        return CheckOutcome(number, status, self.clock(), whatsapp_lid=answer.lid)
 
     def _record_reported(self, error: GreenApiQuotaExceededError) -> None:
         assert self.ledger is not None
@@ -285,15 +286,15 @@ class BulkChecker:
         if method == CHECK_WHATSAPP and self.ledger is not None:
             self.ledger.reserve_call(method)
 
-    def _log_progress(self, summary: RunSummary, target: int, elapsed: float) -> None:
+    def _log_progress(self, summary: RunSummary, target: int, elapsed: float, window: InFlightWindow) -> None:
         done = summary.checked
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (target - done) / rate if rate > 0 else float("inf")
         log.info(
-            "Progress: %d/%d numbers checked (%.0f%%), %.1f/s, ETA %s; exists %d, not_exists %d, "
+            "Progress: %d/%d numbers checked (%.0f%%), %.1f/s, ETA %s, %s; exists %d, not_exists %d, "
             "error %d; %d retries, %d rate-limited answers.",
             done, target, 100.0 * done / target if target else 100.0, rate,
-            "unknown" if eta == float("inf") else f"{eta:.0f} s",
+            "unknown" if eta == float("inf") else f"{eta:.0f} s", window.describe(),
             summary.exists, summary.not_exists, summary.error,
             self.client.stats.retries, self.client.stats.rate_limited,
         )
@@ -311,8 +312,9 @@ class BulkChecker:
 
 
 class _Drain:
-    """One pass over the queue: keeps up to twice ``max_in_flight`` checks going, stores the answers in
-    chunks, logs progress, and stops sending at the first error that must stop the run."""
+    """One pass over the queue: keeps as many checks going as the in-flight window says (in_flight.py: the
+    pace times the observed answer time, under ``max_in_flight``), stores the answers in chunks, logs
+    progress, and stops sending at the first error that must stop the run."""
 
     def __init__(self, checker: BulkChecker, budget: int, limit: str, queued: int, summary: RunSummary) -> None:
         self.checker, self.options, self.summary = checker, checker.options, summary
@@ -325,6 +327,9 @@ class _Drain:
         self.submitted = 0
         self.failure: BaseException | None = None
         self.consecutive_errors = 0
+        client = checker.client
+        self.window = InFlightWindow(client.check_pace, client.settings.max_in_flight)
+        self.seen = self._client_counts()  # the window learns only from what this pass causes
         self.started = self.last_commit = self.last_progress = time.monotonic()
 
     def run(self) -> BaseException | None:
@@ -333,7 +338,7 @@ class _Drain:
         watch.start()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="greenapi-check") as pool:
             try:
-                while self._top_up(pool, limit=2 * workers):
+                while self._top_up(pool, limit=self._observe()):
                     for future in self._collect_finished(timeout=0.5):
                         number = self.in_flight.pop(future, None)
                         if number is not None:  # None: cancelled, already given back by _cancel_unsent
@@ -354,6 +359,17 @@ class _Drain:
                     self.numbers.close()
         self._conclude()
         return self.failure
+
+    def _observe(self) -> int:
+        """Feed the window what the client saw since the last look: answers and their time, retries."""
+        seen = self._client_counts()
+        (answers, seconds, retries), self.seen = self.seen, seen
+        return self.window.observe(seen[0] - answers, seen[1] - seconds, seen[2] - retries,
+                                   self.checker.client.oldest_check_age())
+
+    def _client_counts(self) -> tuple[int, float, int]:
+        stats = self.checker.client.stats
+        return stats.answered[CHECK_WHATSAPP], stats.answer_seconds.get(CHECK_WHATSAPP, 0.0), stats.retries
 
     def _top_up(self, pool: ThreadPoolExecutor, limit: int) -> bool:
         """Submit queued numbers until ``limit`` are in flight; False once nothing is left to wait for."""
@@ -407,7 +423,7 @@ class _Drain:
         if len(self.buffer) >= self.options.chunk_size or now - self.last_commit >= self.options.commit_interval:
             self._flush()
         if now - self.last_progress >= self.options.progress_interval:
-            self.checker._log_progress(self.summary, self.target, now - self.started)
+            self.checker._log_progress(self.summary, self.target, now - self.started, self.window)
             self.last_progress = now
 
     def _flush(self) -> None:

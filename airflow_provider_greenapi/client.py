@@ -7,6 +7,7 @@ never leave this module: exceptions and log lines name the method and the status
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 import random
 import re
@@ -23,6 +24,7 @@ from requests.adapters import HTTPAdapter
 
 from airflow_provider_greenapi.errors import (
     GreenApiError,
+    GreenApiInvalidNumberError,
     GreenApiRateLimitedError,
     GreenApiResponseError,
     GreenApiTransientError,
@@ -44,18 +46,26 @@ RATE_CEILINGS = {CHECK_WHATSAPP: 10.0, GET_STATE_INSTANCE: 1.0, GET_SETTINGS: 1.
 # early (network jitter) would be refused at exactly 1/s.
 _STATE_METHODS_PACE = 0.8
 DEFAULT_CHECK_REQUESTS_PER_SECOND = 5.0
+# checkWhatsapp's request body: GREEN-API's current contract takes the number as ``chatId`` (a string; it also
+# takes ``…@c.us`` and ``…@lid``); the older one takes ``phoneNumber`` (an integer), now deprecated but kept.
+CHAT_ID, PHONE_NUMBER = "chatId", "phoneNumber"
+CHECK_WHATSAPP_BODIES = (CHAT_ID, PHONE_NUMBER)
+
+
+MAX_IN_FLIGHT_LIMIT = 256
 
 
 @dataclass(frozen=True)
 class ClientSettings:
     """How the client talks to GREEN-API; every field has a safe default."""
 
-    timeout: float = 30.0
+    timeout: float = 60.0
     requests_per_second: float = DEFAULT_CHECK_REQUESTS_PER_SECOND
-    max_in_flight: int = 4
+    max_in_flight: int = 64  # the cap of the adaptive window (in_flight.py): 5 s answers at 10/s need 50
     max_retries: int = 5
-    retry_backoff: float = 1.0
+    retry_backoff: float = 2.0
     retry_backoff_max: float = 30.0
+    check_whatsapp_body: str = CHAT_ID
 
     def __post_init__(self) -> None:
         problems = []
@@ -66,24 +76,36 @@ class ClientSettings:
                 "requests_per_second must be above 0 and at most 10, GREEN-API's limit per instance "
                 f"(got {self.requests_per_second!r})"
             )
-        if not 1 <= self.max_in_flight <= 64:
-            problems.append(f"max_in_flight must be between 1 and 64 (got {self.max_in_flight!r})")
+        if not 1 <= self.max_in_flight <= MAX_IN_FLIGHT_LIMIT:
+            problems.append(
+                f"max_in_flight must be between 1 and {MAX_IN_FLIGHT_LIMIT} (got {self.max_in_flight!r})"
+            )
         if not 0 <= self.max_retries <= 20:
             problems.append(f"max_retries must be between 0 and 20 (got {self.max_retries!r})")
         if self.retry_backoff < 0 or self.retry_backoff_max < 0:
             problems.append("retry_backoff and retry_backoff_max must not be negative")
+        if self.check_whatsapp_body not in CHECK_WHATSAPP_BODIES:
+            problems.append(
+                f"check_whatsapp_body must be {CHAT_ID!r} (GREEN-API's current contract) or {PHONE_NUMBER!r} "
+                f"(older hosts) (got {self.check_whatsapp_body!r})"
+            )
         if problems:
             raise ValueError("Invalid GREEN-API client settings: " + "; ".join(problems) + ".")
 
 
 @dataclass
 class ClientStats:
-    """What the client did, for the run summary. Updated under the client's lock."""
+    """What the client did, for the run summary and the in-flight window. Updated under the client's lock.
+
+    ``answered`` counts the 200 answers per method and ``answer_seconds`` the time they took on the wire
+    (from sending to the answer, without the wait for the pacer)."""
 
     requests: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     retries: int = 0
     rate_limited: int = 0
+    answered: Counter[str] = field(default_factory=Counter)
+    answer_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class GreenApiClient:
@@ -110,8 +132,12 @@ class GreenApiClient:
         self._sleep = sleep
         self.stats = ClientStats()
         self._stats_lock = threading.Lock()
+        self._check_body = self.settings.check_whatsapp_body  # becomes phoneNumber on a host without chatId
+        self._sent_at: dict[int, float] = {}  # checkWhatsapp requests on the wire: token -> time.monotonic()
+        self._tokens = itertools.count()
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.settings.max_in_flight, max_retries=0)
+        # one connection per request in flight, and one for the run's state watch
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.settings.max_in_flight + 1, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
@@ -126,6 +152,23 @@ class GreenApiClient:
         self._limiters: dict[str, RateLimiter] = {
             method: shared_limiter(self.api_url, self.id_instance, method, pace) for method, pace in paces.items()
         }
+
+    @property
+    def check_pace(self) -> float:
+        """The checkWhatsapp pace in force for this instance in this process (requests a second)."""
+        return self._limiters[CHECK_WHATSAPP].requests_per_second
+
+    def oldest_check_age(self) -> float:
+        """Seconds the oldest checkWhatsapp request still on the wire has waited for its answer (0: none)."""
+        with self._stats_lock:
+            oldest = min(self._sent_at.values(), default=None)
+        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
+
+    @property
+    def check_whatsapp_body(self) -> str:
+        """The field checkWhatsapp requests carry the number in: ``chatId``, or ``phoneNumber`` (see
+        :meth:`check_whatsapp`)."""
+        return self._check_body
 
     def __repr__(self) -> str:
         return f"GreenApiClient(api_url={self.api_url!r}, id_instance={self.id_instance!r}, api_token='***')"
@@ -142,10 +185,23 @@ class GreenApiClient:
     # --- API methods -------------------------------------------------------------------------------------
 
     def check_whatsapp(self, phone_number: str) -> WhatsappCheck:
-        """Whether ``phone_number`` (international digits) has WhatsApp. Spends one check of the quota."""
+        """Whether ``phone_number`` (international digits) has WhatsApp. Spends one check of the quota.
+
+        Sends ``{"chatId": "<digits>"}`` (GREEN-API's current contract) unless the settings say
+        ``phoneNumber``. A host that refuses ``chatId`` with a validation error follows the older contract:
+        the number is asked again as ``{"phoneNumber": <digits>}`` and, once that is answered, every later
+        check of this client sends ``phoneNumber`` (said once in the log).
+        """
         if not phone_number.isdigit():
             raise ValueError("check_whatsapp takes a normalised number of digits only")
-        body = self._call("POST", CHECK_WHATSAPP, {"phoneNumber": int(phone_number)})
+        body_field = self._check_body
+        try:
+            body = self._call("POST", CHECK_WHATSAPP, _check_payload(body_field, phone_number))
+        except GreenApiInvalidNumberError as error:
+            if body_field != CHAT_ID or not _is_validation_failure(error):
+                raise
+            body = self._call("POST", CHECK_WHATSAPP, _check_payload(PHONE_NUMBER, phone_number))
+            self._use_phone_number(error)
         exists = body.get("existsWhatsapp") if isinstance(body, dict) else None
         if not isinstance(exists, bool):
             raise GreenApiResponseError(
@@ -153,6 +209,18 @@ class GreenApiClient:
             )
         chat_id = body.get("chatId")
         return WhatsappCheck(phone_number, exists, chat_id if isinstance(chat_id, str) and chat_id else None)
+
+    def _use_phone_number(self, refusal: GreenApiError) -> None:
+        with self._stats_lock:
+            if self._check_body == PHONE_NUMBER:
+                return
+            self._check_body = PHONE_NUMBER
+        log.warning(
+            "GREEN-API at %s refused checkWhatsapp's chatId body (%s) and answered the same number sent as "
+            "phoneNumber: this host follows the older contract, so the rest of this run sends phoneNumber. "
+            "To skip this probe, set the connection extra check_whatsapp_body to phoneNumber.",
+            self.api_url, refusal.detail,
+        )
 
     def get_state_instance(self, *, max_retries: int | None = None) -> InstanceState:
         """The instance's state (free of quota, 1 request/s). ``max_retries`` overrides the settings' for
@@ -182,6 +250,11 @@ class GreenApiClient:
                 self.stats.statuses[status] += 1
                 self.stats.rate_limited += status == 429
             self.stats.retries += retry
+
+    def _count_answer(self, method: str, seconds: float) -> None:
+        with self._stats_lock:
+            self.stats.answered[method] += 1
+            self.stats.answer_seconds[method] = self.stats.answer_seconds.get(method, 0.0) + seconds
 
     def _call(
         self, http_method: str, method: str, payload: dict[str, Any] | None = None, max_retries: int | None = None
@@ -216,6 +289,10 @@ class GreenApiClient:
         if self.before_send is not None:
             self.before_send(method)
         self._count(method=method)
+        sent, token = time.monotonic(), next(self._tokens)
+        if method == CHECK_WHATSAPP:
+            with self._stats_lock:
+                self._sent_at[token] = sent
         try:
             response = self._session.request(
                 http_method, self._url(method), json=payload, timeout=self.settings.timeout
@@ -229,6 +306,9 @@ class GreenApiClient:
             raise GreenApiTransientError(
                 f"could not reach {self.api_url} ({_describe(exc)})", method=method
             ) from None
+        finally:
+            with self._stats_lock:
+                self._sent_at.pop(token, None)
         self._count(status=response.status_code)
         text = response.text
         parsed: Any = None
@@ -240,10 +320,21 @@ class GreenApiClient:
         if response.status_code == 200:
             if parsed is None and text.strip() not in ("", "null"):
                 raise GreenApiResponseError("the answer is not JSON", method=method, status_code=200)
+            self._count_answer(method, time.monotonic() - sent)
             return parsed
         raise error_from_response(
             method, response.status_code, redact(text), parsed, _retry_after(response.headers.get("Retry-After"))
         )
+
+
+def _check_payload(body_field: str, phone_number: str) -> dict[str, Any]:
+    return {CHAT_ID: phone_number} if body_field == CHAT_ID else {PHONE_NUMBER: int(phone_number)}
+
+
+def _is_validation_failure(error: GreenApiError) -> bool:
+    """A 400 ``Validation failed…``: the request's shape was refused (an older host knows no chatId), not
+    the number (that is ``bad phone number…``)."""
+    return error.status_code == 400 and "validation failed" in error.detail.lower()
 
 
 _ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")

@@ -78,3 +78,9 @@ class WhatsappCheck:
     phone_number: str
     exists: bool
     chat_id: str | None = None
+
+    @property
+    def lid(self) -> str | None:
+        """The account's LID (``<digits>@lid``), which GREEN-API's current contract answers in ``chatId``;
+        None when the answer carried no chatId or another kind of id (``…@c.us`` is just the number)."""
+        return self.chat_id if self.chat_id is not None and self.chat_id.endswith("@lid") else None

@@ -33,7 +33,7 @@ class CheckOutcome:
     phone_number: str
     status: CheckStatus
     checked_at: datetime
-    chat_id: str | None = None
+    whatsapp_lid: str | None = None  # the account's LID (``…@lid``) when GREEN-API answered one
     detail: str | None = None
 
     @property

@@ -124,7 +124,7 @@ _COLUMNS: tuple[tuple[str, str | None, bool], ...] = (
     ("input_value", "TEXT", False),
     ("status", "TEXT", True),
     ("exists_whatsapp", "bool", False),
-    ("chat_id", "TEXT", False),
+    ("whatsapp_lid", "TEXT", False),
     ("detail", "TEXT", False),
     ("checked_at", None, False),
     ("queued_at", None, False),
@@ -135,8 +135,11 @@ _COLUMNS: tuple[tuple[str, str | None, bool], ...] = (
     ("staged_by", "TEXT", False),
 )
 COLUMN_NAMES = tuple(c[0] for c in _COLUMNS)
+# Columns newer than the first tables: ensure_table adds them to a table that lacks them. ``whatsapp_lid``
+# replaced ``chat_id`` (left in place, no longer written; its ``…@lid`` values are copied over).
+_ADDED_COLUMNS = {"whatsapp_lid": "TEXT"}
 _KEY = ("phone_number", "source_key")
-_ROW_FIELDS = "phone_number, source_key, status, exists_whatsapp, chat_id, checked_at, queued_at, staged_by"
+_ROW_FIELDS = "phone_number, source_key, status, exists_whatsapp, whatsapp_lid, checked_at, queued_at, staged_by"
 
 
 class ResultsStore:
@@ -171,17 +174,26 @@ class ResultsStore:
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {self._table} ({', '.join(columns)})")
             cursor.execute(f"SELECT * FROM {self._table} WHERE 1 = 0")
             present = {d[0].lower() for d in cursor.description or ()}
-            missing = [c for c in COLUMN_NAMES if c not in present]
+            missing = [c for c in COLUMN_NAMES if c not in present and c not in _ADDED_COLUMNS]
             if missing:
                 raise ValueError(
                     f"Table {self.table_name!r} exists but lacks the columns {', '.join(missing)}: it was not "
                     "created by this provider. Choose another destination_table, or drop or rename this one."
                 )
+            self._add_columns(cursor, present)
             if self._index_missing(cursor, schema, base):
                 cursor.execute(create_index)
         finally:
             cursor.close()
         self.connection.commit()
+
+    def _add_columns(self, cursor: Any, present: set[str]) -> None:
+        """Bring a table made by an older version up to date (only columns that may be NULL are added)."""
+        for name, sql_type in _ADDED_COLUMNS.items():
+            if name not in present:
+                cursor.execute(f"ALTER TABLE {self._table} ADD COLUMN {name} {sql_type}")
+        if "whatsapp_lid" not in present and "chat_id" in present:
+            cursor.execute(f"UPDATE {self._table} SET whatsapp_lid = chat_id WHERE chat_id LIKE '%@lid'")
 
     def _index_missing(self, cursor: Any, schema: str, base: str) -> bool:
         """PostgreSQL's CREATE INDEX IF NOT EXISTS locks the table first, so it would wait for every task
@@ -228,10 +240,10 @@ class ResultsStore:
             detail = ("rules applied: " + ", ".join(normalized.rules_applied)) if normalized.rules_applied else None
             fresh = freshest.get(normalized.digits)
             if fresh is not None:
-                rows[key] = self._row(key, raw, fresh["status"], fresh["exists_whatsapp"], fresh["chat_id"],
+                rows[key] = self._row(key, raw, fresh["status"], fresh["exists_whatsapp"], fresh["whatsapp_lid"],
                                       detail, fresh["checked_at"], None, db_now, context)
             elif old is not None:
-                rows[key] = self._row(key, raw, old["status"], old["exists_whatsapp"], old["chat_id"], detail,
+                rows[key] = self._row(key, raw, old["status"], old["exists_whatsapp"], old["whatsapp_lid"], detail,
                                       old["checked_at"], old["queued_at"] or db_now, db_now, context)
             else:
                 rows[key] = self._row(key, raw, CheckStatus.PENDING.value, None, None, detail, None, db_now,
@@ -239,9 +251,9 @@ class ResultsStore:
         self._upsert(rows[k] for k in sorted(rows))  # in key order: concurrent writers lock rows alike
         return counts
 
-    def _row(self, key: tuple[str, str], raw: str, status: str, exists: Any, chat_id: Any, detail: str | None,
+    def _row(self, key: tuple[str, str], raw: str, status: str, exists: Any, lid: Any, detail: str | None,
              checked_at: Any, queued_at: Any, now: Any, context: RunContext) -> tuple[Any, ...]:
-        return (key[0], key[1], raw, status, None if exists is None else bool(exists), chat_id, detail,
+        return (key[0], key[1], raw, status, None if exists is None else bool(exists), lid, detail,
                 checked_at, queued_at, now, context.instance_id, context.dag_id, context.run_id, context.token)
 
     def _rows_for(self, phone_numbers: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -349,10 +361,10 @@ class ResultsStore:
         where = f"WHERE phone_number = {p} AND queued_at IS NOT NULL"
         if answered:
             self._executemany(
-                f"UPDATE {self._table} SET status = {p}, exists_whatsapp = {p}, chat_id = {p}, "
+                f"UPDATE {self._table} SET status = {p}, exists_whatsapp = {p}, whatsapp_lid = {p}, "
                 f"detail = NULL, checked_at = {p}, {common} {where}",
                 [
-                    (o.status.value, o.exists_whatsapp, o.chat_id, self.dialect.to_db_time(o.checked_at),
+                    (o.status.value, o.exists_whatsapp, o.whatsapp_lid, self.dialect.to_db_time(o.checked_at),
                      db_now, context.instance_id, context.dag_id, context.run_id, o.phone_number)
                     for o in answered
                 ],
@@ -381,7 +393,7 @@ class ResultsStore:
         cursor = self.connection.cursor()
         try:
             cursor.execute(
-                f"SELECT phone_number, source_key, input_value, status, exists_whatsapp, chat_id, detail, "
+                f"SELECT phone_number, source_key, input_value, status, exists_whatsapp, whatsapp_lid, detail, "
                 f"checked_at FROM {self._table} WHERE staged_by = {self._p} "
                 f"ORDER BY phone_number, source_key LIMIT {int(limit)}",
                 (token,),

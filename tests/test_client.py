@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_greenapi import errors as e
 from airflow_provider_greenapi.client import ClientSettings, GreenApiClient, validate_api_url
-from airflow_provider_greenapi.models import InstanceState
+from airflow_provider_greenapi.models import InstanceState, WhatsappCheck
 from airflow_provider_greenapi.rate_limit import RateLimiter
 from tests.scripted_server import ScriptedServer
 
@@ -34,13 +34,67 @@ def client(server, sleeps):
         yield api
 
 
-def test_check_whatsapp_sends_an_integer_and_reads_the_answer(server, client):
+def test_check_whatsapp_sends_the_digits_as_chat_id_and_reads_the_lid(server, client):
     server.script((200, '{"existsWhatsapp": true, "chatId": "123@lid", "fromCache": false}'))
     answer = client.check_whatsapp("79001234567")
-    assert (answer.phone_number, answer.exists, answer.chat_id) == ("79001234567", True, "123@lid")
+    assert (answer.phone_number, answer.exists, answer.chat_id, answer.lid) == ("79001234567", True, "123@lid",
+                                                                               "123@lid")
     method, path, body = server.requests[0]
     assert (method, path) == ("POST", f"/waInstance1101000001/checkWhatsapp/{TOKEN}")
-    assert body == {"phoneNumber": 79001234567}
+    assert body == {"chatId": "79001234567"}
+
+
+def test_a_c_us_chat_id_is_no_lid():
+    assert WhatsappCheck("79001234567", True, "79001234567@c.us").lid is None
+
+
+def test_the_older_body_is_a_setting(server):
+    server.script((200, '{"existsWhatsapp": false}'))
+    settings = ClientSettings(check_whatsapp_body="phoneNumber")
+    with GreenApiClient(server.url, "1101000001", TOKEN, settings) as api:
+        assert api.check_whatsapp("79001234567").exists is False
+    assert server.requests[0][2] == {"phoneNumber": 79001234567}
+
+
+def test_a_host_refusing_chat_id_is_asked_again_with_phone_number_then_only_so(server, client, caplog):
+    refusal = (400, '{"code": 400, "description": "Validation failed. Details: \'chatId\' is not allowed"}')
+    server.script(refusal, (200, '{"existsWhatsapp": true}'), (200, '{"existsWhatsapp": false}'))
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_greenapi.client"):
+        first = client.check_whatsapp("79001234567")
+        second = client.check_whatsapp("79001234568")
+    assert (first.exists, second.exists) == (True, False)  # the refusal is no "invalid number"
+    assert [r[2] for r in server.requests] == [{"chatId": "79001234567"}, {"phoneNumber": 79001234567},
+                                               {"phoneNumber": 79001234568}]
+    assert client.check_whatsapp_body == "phoneNumber"
+    assert len([r for r in caplog.records if "older contract" in r.getMessage()]) == 1
+
+
+def test_a_number_refused_in_both_bodies_is_invalid_and_chat_id_stays(server, client):
+    refusal = (400, '{"code": 400, "description": "Validation failed. Details: something"}')
+    server.script(refusal, refusal)
+    with pytest.raises(e.GreenApiInvalidNumberError):
+        client.check_whatsapp("79001234567")
+    assert client.check_whatsapp_body == "chatId"
+
+
+def test_a_bad_phone_number_is_not_asked_again(server, client):
+    server.script((400, '{"code": 400, "description": "bad phone number, valid from 11 to 16 digits"}'))
+    with pytest.raises(e.GreenApiInvalidNumberError):
+        client.check_whatsapp("79001234567")
+    assert len(server.requests) == 1
+
+
+def test_an_unknown_body_setting_is_refused():
+    with pytest.raises(ValueError, match="check_whatsapp_body"):
+        ClientSettings(check_whatsapp_body="chat_id")
+
+
+def test_answer_times_are_counted_for_the_window(server, client):
+    server.script((200, '{"existsWhatsapp": true}'), (429, ""), (200, '{"existsWhatsapp": true}'))
+    client.check_whatsapp("79001234567")
+    client.check_whatsapp("79001234568")
+    assert client.stats.answered["checkWhatsapp"] == 2 and client.stats.retries == 1
+    assert client.stats.answer_seconds["checkWhatsapp"] > 0
 
 
 def test_an_answer_without_a_boolean_is_an_error_not_a_no(server, client):

@@ -63,11 +63,14 @@ def test_the_ui_receives_the_connection_form():
     assert fields.password.title == "API token (apiTokenInstance)"
     assert fields.port.hidden and fields.url_schema.hidden
     extras = meta.extra_fields
-    assert set(extras) == set(CONNECTION_FIELDS)
+    assert set(extras) == set(CONNECTION_FIELDS) == {
+        "timeout", "requests_per_second", "max_in_flight", "max_retries", "retry_backoff", "check_whatsapp_body",
+        "monthly_quota"}
     assert extras["timeout"]["schema"]["title"] == "Timeout (seconds)"
     if DECLARATIVE_CONNECTION_FORM:  # 3.1's form knows no number type and no bounds: text fields the hook parses
         assert extras["requests_per_second"]["schema"]["maximum"] == 10
         assert extras["max_in_flight"]["schema"]["type"] == ["integer", "null"]
+        assert extras["max_in_flight"]["schema"]["maximum"] == 256
 
 
 def test_the_form_shows_defaults_but_stores_none_and_requires_nothing():
@@ -77,7 +80,8 @@ def test_the_form_shows_defaults_but_stores_none_and_requires_nothing():
         assert field["value"] is None, f"{name}: the form would store {field['value']!r} into every connection"
         assert "null" in field["schema"]["type"], f"{name}: the form would mark it required"
         if name != "monthly_quota":
-            assert f"Default: {getattr(defaults, name):g}." in field["description"]
+            default = getattr(defaults, name)
+            assert f"Default: {default if isinstance(default, str) else format(default, 'g')}." in field["description"]
 
 
 def test_hook_reads_the_connection_lazily(monkeypatch):
@@ -95,6 +99,15 @@ def test_hook_builds_a_client_from_the_connection(emulator, monkeypatch):
     assert client.settings.requests_per_second == 7.0 and client.settings.max_in_flight == 3
     assert hook.monthly_quota == 100
     assert TOKEN not in repr(client) and TOKEN not in repr(hook.client_settings())
+
+
+def test_the_older_check_body_is_a_connection_setting(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT",
+                       greenapi_connection(emulator, check_whatsapp_body="phoneNumber"))
+    assert GreenApiHook().get_client().check_whatsapp_body == "phoneNumber"
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emulator, check_whatsapp_body="phone"))
+    with pytest.raises(GreenApiConnectionError, match="check_whatsapp_body must be 'chatId'"):
+        GreenApiHook().get_client()
 
 
 def test_prefixed_extras_from_older_forms_are_read(emulator, monkeypatch):

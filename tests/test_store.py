@@ -38,8 +38,8 @@ def store(warehouse):
 
 def rows(store: ResultsStore) -> dict[tuple[str, str], dict]:
     cursor = store.connection.cursor()
-    cursor.execute("SELECT phone_number, source_key, status, exists_whatsapp, queued_at, checked_at, detail "
-                   "FROM whatsapp_checks")
+    cursor.execute("SELECT phone_number, source_key, status, exists_whatsapp, whatsapp_lid, queued_at, checked_at, "
+                   "detail FROM whatsapp_checks")
     names = [d[0] for d in cursor.description]
     found = {(r[0], r[1]): dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
     store.connection.commit()
@@ -94,7 +94,7 @@ def test_queue_is_distinct_and_oldest_first(store):
 def test_answers_clear_the_queue_and_errors_keep_the_last_answer(store):
     run(store, [StagedInput(valid("79000000001"), "a"), StagedInput(valid("79000000001"), "b"),
                 StagedInput(valid("79000000002"))], "run-1")
-    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW, chat_id="x@c.us"),
+    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW, whatsapp_lid="100000000000001@lid"),
                    CheckOutcome("79000000002", CheckStatus.NOT_EXISTS, NOW)], "run-1")
     assert store.count_staged("run-1") == (2, 0)
     later = NOW + timedelta(days=40)  # both answers are stale now
@@ -103,6 +103,7 @@ def test_answers_clear_the_queue_and_errors_keep_the_last_answer(store):
     stored = rows(store)
     assert stored[("79000000001", "a")]["status"] == "error"
     assert bool(stored[("79000000001", "a")]["exists_whatsapp"]) is True  # the last known answer stays
+    assert stored[("79000000001", "a")]["whatsapp_lid"] == "100000000000001@lid"
     assert stored[("79000000001", "a")]["detail"] == "HTTP 502"
     assert stored[("79000000001", "b")]["status"] == "exists"  # not staged by run-2, not queued: untouched
     assert stored[("79000000002", "")]["status"] == "not_exists"  # still queued in run-2
@@ -148,6 +149,32 @@ def test_rerun_replaces_rows_never_duplicates(store):
     assert cursor.fetchone()[0] == 2
 
 
+def test_a_table_of_an_older_version_gets_the_lid_column(warehouse):
+    """Tables made before whatsapp_lid had chat_id: the column is added, LIDs in chat_id are copied over,
+    and the table works as a new one (chat_id stays, no longer written)."""
+    connection = warehouse.connect()
+    fresh = ResultsStore(connection, warehouse.dialect, "whatsapp_checks")
+    fresh.ensure_table()
+    cursor = connection.cursor()
+    cursor.execute("ALTER TABLE whatsapp_checks RENAME COLUMN whatsapp_lid TO chat_id")  # the older shape
+    p, now = warehouse.dialect.placeholder, warehouse.dialect.to_db_time(NOW)
+    cursor.executemany(
+        f"INSERT INTO whatsapp_checks (phone_number, source_key, status, chat_id, updated_at) VALUES ({p}, '', "
+        f"'exists', {p}, {p})",
+        [("79000000001", "123456789012345@lid", now), ("79000000002", "79000000002@c.us", now)],
+    )
+    connection.commit()
+    fresh.ensure_table()
+    fresh.ensure_table()  # once added, nothing more to do
+    stored = rows(fresh)
+    assert stored[("79000000001", "")]["whatsapp_lid"] == "123456789012345@lid"
+    assert stored[("79000000002", "")]["whatsapp_lid"] is None  # a @c.us id is no LID
+    run(fresh, [StagedInput(valid("79000000003"))], "run-1")
+    answer(fresh, [CheckOutcome("79000000003", CheckStatus.EXISTS, NOW, whatsapp_lid="5@lid")], "run-1")
+    assert rows(fresh)[("79000000003", "")]["whatsapp_lid"] == "5@lid"
+    connection.close()
+
+
 def test_an_incompatible_existing_table_is_refused(warehouse):
     connection = warehouse.connect()
     connection.cursor().execute("CREATE TABLE whatsapp_checks (id INTEGER, phone TEXT)")
@@ -169,9 +196,10 @@ def test_schema_qualified_names_are_quoted():
 
 def test_staged_rows_for_the_xcom(store):
     run(store, [StagedInput(valid("79000000001"), "k1"), StagedInput(invalid("x"))], "run-1")
-    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW, chat_id="1@c.us")], "run-1")
+    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW, whatsapp_lid="1@lid")], "run-1")
     result = {r["phone_number"]: r for r in store.staged_rows("run-1", 10)}
     assert result["79000000001"]["exists_whatsapp"] is True
+    assert result["79000000001"]["whatsapp_lid"] == "1@lid"
     assert result["79000000001"]["source_key"] == "k1"
     assert result["79000000001"]["checked_at"].startswith("2026-11-28T12:00")
     assert result["x"]["status"] == "invalid"

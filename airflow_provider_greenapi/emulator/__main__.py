@@ -18,6 +18,7 @@ from airflow_provider_greenapi.emulator.api_methods import API_METHODS
 from airflow_provider_greenapi.emulator.config import (
     DEFAULT_PORT,
     ChatIdStyle,
+    Contract,
     EmulatedInstance,
     EmulatorConfig,
 )
@@ -63,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument(
         "--chat-id",
         choices=[style.value for style in ChatIdStyle],
-        help="chatId in answers for existing numbers (default c.us)",
+        help="chatId in answers for existing numbers under the current contract (default lid)",
+    )
+    setup.add_argument(
+        "--contract",
+        choices=[contract.value for contract in Contract],
+        help="checkWhatsapp contract: current (chatId or phoneNumber in, the LID in chatId out; the default) "
+        "or legacy (an older host: phoneNumber only, a chatId is a 400, answers without chatId)",
     )
     setup.add_argument(
         "--numbers-file",
@@ -121,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         config.rate_limits = dataclasses.replace(config.rate_limits, retry_after_s=args.retry_after)
     if args.chat_id is not None:
         config.chat_id_style = args.chat_id
+    if args.contract is not None:
+        config.contract = args.contract
     numbers = config.numbers
     if args.exists_share is not None:
         numbers = dataclasses.replace(numbers, exists_share=args.exists_share)
@@ -180,6 +189,7 @@ def _banner(emulator: GreenApiEmulator) -> str:
         shown = ", ".join(f"{method} {limits.per_second(method):g}/s" for method in API_METHODS)
         lines.append(f"  rate limits per instance: {shown}")
     lines.append(f"  phone numbers: {'11 or 12 digits (legacy)' if config.legacy_digits else '11 to 16 digits'}")
+    lines.append(f"  checkWhatsapp contract: {Contract.parse(config.contract).value}")
     lines.append(f"  control API: {emulator.base_url}{CONTROL_PREFIX}/instances")
     if emulator.instances:
         lines += [

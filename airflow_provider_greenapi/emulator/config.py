@@ -70,8 +70,25 @@ class InstanceState(str, enum.Enum):
         return self in (InstanceState.AUTHORIZED, InstanceState.YELLOW_CARD)
 
 
+class Contract(str, enum.Enum):
+    """Which checkWhatsapp contract the emulator serves.
+
+    ``current``: the body names the number as ``chatId`` (bare digits, ``…@c.us`` or ``…@lid``) or as the
+    deprecated ``phoneNumber``, and an existing number's answer carries its LID in ``chatId``.
+    ``legacy``: an older host's contract: only ``phoneNumber``; a ``chatId`` is a 400 ``Validation failed``
+    and answers carry no ``chatId``.
+    """
+
+    CURRENT = "current"
+    LEGACY = "legacy"
+
+    @classmethod
+    def parse(cls, value: object) -> Contract:
+        return _parse_enum(cls, value, "contract")
+
+
 class ChatIdStyle(str, enum.Enum):
-    """Which ``chatId`` a 200 answer of checkWhatsapp carries when the number exists."""
+    """Which ``chatId`` a 200 answer of checkWhatsapp carries when the number exists (current contract)."""
 
     C_US = "c.us"  # "<digits>@c.us"
     LID = "lid"  # a deterministic fake "<15 digits>@lid", like the newest API
@@ -222,7 +239,8 @@ class EmulatorConfig:
     rate_limits: RateLimits | None = field(default_factory=RateLimits)
     legacy_digits: bool = False
     numbers: NumbersRule = field(default_factory=NumbersRule)
-    chat_id_style: ChatIdStyle | str = ChatIdStyle.C_US
+    chat_id_style: ChatIdStyle | str = ChatIdStyle.LID
+    contract: Contract | str = Contract.CURRENT
     log_requests: bool = False
 
     def __post_init__(self) -> None:
@@ -231,6 +249,7 @@ class EmulatorConfig:
     def validate(self) -> None:
         """Normalise the fields set after construction and check that they fit together."""
         self.chat_id_style = ChatIdStyle.parse(self.chat_id_style)
+        self.contract = Contract.parse(self.contract)
         seen: set[str] = set()
         for instance in self.instances:
             if instance.id_instance in seen:
@@ -252,7 +271,8 @@ class EmulatorConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> EmulatorConfig:
         """The config file's JSON object (request logging is not in it: the CLI's ``--quiet`` sets it)."""
-        allowed = {"instances", "host", "port", "rate_limits", "legacy_digits", "numbers", "chat_id_style"}
+        allowed = {"instances", "host", "port", "rate_limits", "legacy_digits", "numbers", "chat_id_style",
+                   "contract"}
         reject_unknown_keys(data, allowed, "emulator config")
         config = cls()
         if "instances" in data:
@@ -267,6 +287,7 @@ class EmulatorConfig:
         if "numbers" in data:
             config.numbers = NumbersRule.from_dict(data["numbers"], base_dir=base_dir)
         config.legacy_digits = bool(data.get("legacy_digits", False))
-        config.chat_id_style = data.get("chat_id_style", ChatIdStyle.C_US)
+        config.chat_id_style = data.get("chat_id_style", ChatIdStyle.LID)
+        config.contract = data.get("contract", Contract.CURRENT)
         config.validate()
         return config

@@ -85,8 +85,9 @@ _INSTANCE_POSTS: dict[str, _InstanceAction] = {
 class ControlApi:
     """Routes ``/__emulator__/...`` requests to the service.
 
-    ``GET  health | instances | instances/{id} | instances/{id}/counters | instances/{id}/journal | counters``
-    ``POST instances`` (add one) ``| counters/reset`` and, per instance, ``POST instances/{id}/``
+    ``GET  health | contract | instances | instances/{id} | instances/{id}/counters | instances/{id}/journal``
+    ``| counters``
+    ``POST instances`` (add one) ``| contract | counters/reset`` and, per instance, ``POST instances/{id}/``
     ``state | state-changes | quota | quota/reset | faults | faults/clear | counters/reset | journal/reset``.
     """
 
@@ -113,6 +114,8 @@ class ControlApi:
         if verb == "GET":
             if route == "health":
                 return json_reply(200, {"status": "ok"})
+            if route == "contract":
+                return json_reply(200, {"contract": service.contract.value})
             if route == "instances":
                 return json_reply(200, [instance.to_public_dict() for instance in service.instances()])
             if route == "counters":
@@ -130,6 +133,10 @@ class ControlApi:
             if route == "instances":
                 live = service.add_instance(EmulatedInstance.from_dict(payload))
                 return json_reply(201, live.to_public_dict())
+            if route == "contract":
+                reject_unknown_keys(payload, {"contract"}, "contract request")
+                service.set_contract(payload.get("contract", ""))
+                return json_reply(200, {"contract": service.contract.value})
             if route == "counters/reset":
                 for instance in service.instances():
                     instance.reset_counters()

@@ -23,6 +23,7 @@ from airflow_provider_greenapi.emulator.api_methods import (
 )
 from airflow_provider_greenapi.emulator.config import (
     ChatIdStyle,
+    Contract,
     EmulatedInstance,
     EmulatorConfig,
     InstanceState,
@@ -42,6 +43,7 @@ MSG_QUOTA_EXCEEDED = (
     "https://console.green-api.com"
 )
 _CHECK_FIELDS = ("phoneNumber", "chatId", "force")
+_LEGACY_CHECK_FIELDS = ("phoneNumber", "force")
 
 
 class Action(enum.Enum):
@@ -111,10 +113,13 @@ class CheckTarget:
     is_lid: bool = False
 
 
-def parse_check_body(body: bytes, content_type: str, *, legacy_digits: bool = False) -> CheckTarget:
+def parse_check_body(
+    body: bytes, content_type: str, *, legacy_digits: bool = False, contract: Contract = Contract.CURRENT
+) -> CheckTarget:
     """Validate a checkWhatsapp body like GREEN-API does; raise :class:`BadCheckRequest` with its message.
 
-    As with the real server's Node.js body parser, a body not sent as JSON is read as ``{}``.
+    As with the real server's Node.js body parser, a body not sent as JSON is read as ``{}``. Under the
+    legacy contract, ``chatId`` is an unknown key, as it was on older hosts.
     """
     payload: Any = {}
     if "json" in content_type.lower() and body.strip():
@@ -130,8 +135,9 @@ def parse_check_body(body: bytes, content_type: str, *, legacy_digits: bool = Fa
         raise _validation_failed("'value' must be of type object")
     if not payload:
         raise _validation_failed("'value' must have at least 1 key")
+    allowed = _LEGACY_CHECK_FIELDS if contract is Contract.LEGACY else _CHECK_FIELDS
     for key in payload:
-        if key not in _CHECK_FIELDS:
+        if key not in allowed:
             raise _validation_failed(f"'{key}' is not allowed")
     if "force" in payload and not isinstance(payload["force"], bool):
         raise _validation_failed("'force' must be a boolean")
@@ -232,10 +238,15 @@ class GreenApiService:
         self.legacy_digits = config.legacy_digits
         self.numbers = config.numbers
         self.chat_id_style = ChatIdStyle.parse(config.chat_id_style)
+        self.contract = Contract.parse(config.contract)  # the control API may switch it while serving
         self._instances: dict[str, LiveInstance] = {}
         self._lock = threading.Lock()
         for spec in config.instances:
             self.add_instance(spec)
+
+    def set_contract(self, contract: Contract | str) -> None:
+        """Serve the ``current`` or the ``legacy`` checkWhatsapp contract from the next request on."""
+        self.contract = Contract.parse(contract)
 
     # --- instances -----------------------------------------------------------------------------------------
 
@@ -343,7 +354,7 @@ class GreenApiService:
         rate_headers: tuple[tuple[str, str], ...],
     ) -> Reply:
         try:
-            target = parse_check_body(body, content_type, legacy_digits=self.legacy_digits)
+            target = parse_check_body(body, content_type, legacy_digits=self.legacy_digits, contract=self.contract)
         except BadCheckRequest as exc:
             instance.record(CHECK_WHATSAPP, 400)
             return Reply(400, error_body(400, str(exc)), headers=rate_headers)
@@ -354,7 +365,7 @@ class GreenApiService:
             instance.record(CHECK_WHATSAPP, 466)
             return Reply(466, quota_exceeded_body(instance.quota_used, instance.monthly_quota))
         exists = self.numbers.has_whatsapp(target.number)
-        if not exists or self.chat_id_style is ChatIdStyle.NONE:
+        if not exists or self.contract is Contract.LEGACY or self.chat_id_style is ChatIdStyle.NONE:
             answer: dict[str, Any] = {"existsWhatsapp": exists}
         elif target.is_lid:
             answer = {"existsWhatsapp": True, "chatId": target.number}

@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow_provider_greenapi.emulator.api_methods import CHECK_WHATSAPP
 
+_BODY_KEPT = 1000
 JOURNAL_LIMIT = 100_000
 """Entries kept per instance (about 20 MB at most); older entries are dropped first."""
 
@@ -29,6 +30,8 @@ class JournalEntry:
     ``status`` is the HTTP status answered (``0``: the connection was dropped or hung up).
     ``arrived`` / ``answered`` are ``time.monotonic()`` readings: request line read, and the moment just
     before the answer is written (or the connection closed), so an entry is there once its client has the answer.
+    ``body`` is the checkWhatsapp request body as sent (decoded as UTF-8, at most 1000 characters); empty
+    for other methods. ``fields`` are the keys of that JSON body (``("chatId",)``), empty when unreadable.
     """
 
     method: str
@@ -36,6 +39,15 @@ class JournalEntry:
     status: int
     arrived: float
     answered: float
+    body: str = ""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        try:
+            payload = json.loads(self.body)
+        except ValueError:
+            return ()
+        return tuple(payload) if isinstance(payload, dict) else ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +56,7 @@ class JournalEntry:
             "status": self.status,
             "arrived": self.arrived,
             "answered": self.answered,
+            "body": self.body,
         }
 
 
@@ -83,7 +96,8 @@ class RequestJournal:
     def request_finished(self, method: str, body: bytes, status: int, arrived: float, answered: float) -> None:
         """Record the answered request (pairs with one :meth:`request_started`)."""
         number = checked_number(body) if method == CHECK_WHATSAPP else None
-        entry = JournalEntry(method, number, status, arrived, answered)
+        text = body[:_BODY_KEPT].decode("utf-8", "replace") if method == CHECK_WHATSAPP else ""
+        entry = JournalEntry(method, number, status, arrived, answered, text)
         with self._lock:
             if method == CHECK_WHATSAPP:
                 self._checks_in_flight -= 1

@@ -26,6 +26,7 @@ from typing import Any
 from airflow_provider_greenapi.emulator.config import (
     DEFAULT_HOST,
     ChatIdStyle,
+    Contract,
     EmulatedInstance,
     EmulatorConfig,
     InstanceState,
@@ -366,7 +367,8 @@ class GreenApiEmulator:
         rate_limits: RateLimits | None = DEFAULT_RATE_LIMITS,
         legacy_digits: bool = False,
         numbers: NumbersRule | None = None,
-        chat_id_style: ChatIdStyle | str = ChatIdStyle.C_US,
+        chat_id_style: ChatIdStyle | str = ChatIdStyle.LID,
+        contract: Contract | str = Contract.CURRENT,
         log_requests: bool = False,
     ) -> None:
         config = EmulatorConfig(
@@ -377,6 +379,7 @@ class GreenApiEmulator:
             legacy_digits=legacy_digits,
             numbers=numbers or NumbersRule(),
             chat_id_style=chat_id_style,
+            contract=contract,
             log_requests=log_requests,
         )
         self._setup(config)
@@ -465,6 +468,10 @@ class GreenApiEmulator:
     def instance(self, id_instance: str | int) -> LiveInstance:
         """The live instance (state, quota, counters, faults); KeyError when unknown."""
         return self.service.instance(id_instance)
+
+    def set_contract(self, contract: Contract | str) -> None:
+        """Serve the ``current`` or the ``legacy`` checkWhatsapp contract (see :class:`Contract`)."""
+        self.service.set_contract(contract)
 
     def set_state(self, id_instance: str | int, state: InstanceState | str) -> None:
         self.instance(id_instance).set_state(state)

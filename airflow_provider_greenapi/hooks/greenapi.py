@@ -29,6 +29,7 @@ _SETTING_TYPES: dict[str, type] = {
     "max_in_flight": int,
     "max_retries": int,
     "retry_backoff": float,
+    "check_whatsapp_body": str,
 }
 
 
@@ -41,7 +42,8 @@ class GreenApiHook(BaseHook):
 
     Connection fields: host = apiUrl (default ``https://api.green-api.com``), login = idInstance,
     password = apiTokenInstance; extras ``timeout``, ``requests_per_second``, ``max_in_flight``,
-    ``max_retries``, ``retry_backoff``, ``monthly_quota``. Nothing is read before first use.
+    ``max_retries``, ``retry_backoff``, ``check_whatsapp_body``, ``monthly_quota``. Nothing is read before
+    first use.
     """
 
     conn_name_attr = "greenapi_conn_id"
@@ -164,6 +166,8 @@ class GreenApiHook(BaseHook):
             raise GreenApiConnectionError(f"Connection {self.greenapi_conn_id!r}: {error}") from None
 
     def _coerce(self, name: str, value: Any, kind: type) -> Any:
+        if kind is str:
+            return str(value).strip()  # ClientSettings says which values it takes
         try:
             number = float(value)
             if kind is int and not number.is_integer():

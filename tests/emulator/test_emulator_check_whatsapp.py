@@ -167,3 +167,38 @@ def test_success_carries_rate_limit_headers() -> None:
         response = Api(emulator).check({"phoneNumber": 79001234567})
     assert response.headers["X-RateLimit-Replenish-Rate"] == "10"
     assert response.headers["X-RateLimit-Remaining"] == "9"
+
+
+# --- the current and the legacy contract ---------------------------------------------------------------------
+
+
+def test_the_current_contract_answers_the_lid_for_every_form_of_the_number(api: Api) -> None:
+    rule = api.emulator.service.numbers
+    existing = next(n for n in range(79001234500, 79001234600) if rule.has_whatsapp(str(n)))
+    answers = [api.check(body).json() for body in
+               ({"chatId": str(existing)}, {"chatId": f"{existing}@c.us"}, {"phoneNumber": existing})]
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0]["existsWhatsapp"] is True and answers[0]["chatId"].endswith("@lid")
+    lid = answers[0]["chatId"]
+    assert api.check({"chatId": lid}).json() == {"existsWhatsapp": True, "chatId": lid}  # stable
+
+
+def test_the_legacy_contract_refuses_chat_id_as_an_older_host_did() -> None:
+    with GreenApiEmulator([EmulatedInstance(ID, TOKEN)], numbers=NumbersRule(exists=[EXISTING]),
+                          contract="legacy") as emulator:
+        api = Api(emulator)
+        refused = api.check({"chatId": EXISTING})
+        answered = api.check({"phoneNumber": int(EXISTING)})
+    assert refused.status_code == 400
+    assert refused.json() == bad_request("Validation failed. Details: 'chatId' is not allowed")
+    assert answered.json() == {"existsWhatsapp": True}  # no chatId in a legacy answer
+    assert emulator.counters(ID).checked_numbers == {EXISTING: 1}  # the refusal spent nothing
+
+
+def test_the_contract_is_switched_by_the_control_api(api: Api) -> None:
+    assert api.control("GET", "contract").json() == {"contract": "current"}
+    assert api.control("POST", "contract", {"contract": "legacy"}).json() == {"contract": "legacy"}
+    assert api.check({"chatId": EXISTING}).status_code == 400
+    assert api.control("POST", "contract", {"contract": "older"}).status_code == 400
+    api.emulator.set_contract("current")
+    assert api.check({"chatId": EXISTING}).status_code == 200

@@ -138,14 +138,15 @@ def test_flags_build_the_config() -> None:
     args = build_parser().parse_args(
         ["--instance", "1101000009:t:business", "--no-rate-limit", "--latency", "200", "--jitter", "50",
          "--error-rate", "0.1", "--errors", "500,502", "--fault-script", "timeout_limit,ok", "--seed", "9",
-         "--chat-id", "lid", "--us-extra-zeros", "--exists-share", "0.5", "--legacy-digits"]
+         "--chat-id", "c.us", "--us-extra-zeros", "--exists-share", "0.5", "--legacy-digits",
+         "--contract", "legacy"]
     )  # fmt: skip
     config = config_from_args(args)
     (instance,) = config.instances
     assert (instance.id_instance, instance.api_token, instance.plan) == ("1101000009", "t", "business")
     assert config.rate_limits is None
     assert config.legacy_digits is True
-    assert config.chat_id_style == "lid"
+    assert config.chat_id_style == "c.us" and config.contract == "legacy"
     assert config.numbers.us_extra_zeros is True and config.numbers.exists_share == 0.5
     assert instance.faults is not None
     assert instance.faults.to_dict() | {} == {

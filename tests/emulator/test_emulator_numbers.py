@@ -97,7 +97,7 @@ def test_us_extra_zeros_quirk_is_opt_in() -> None:
     assert quirky.has_whatsapp("10021234567") is NumbersRule().has_whatsapp("10021234567")  # 11 digits: no quirk
     with GreenApiEmulator([EmulatedInstance(ID, TOKEN)], numbers=quirky) as emulator:
         answer = Api(emulator).check({"phoneNumber": int(number)}).json()
-    assert answer == {"existsWhatsapp": True, "chatId": f"{number}@c.us"}
+    assert answer == {"existsWhatsapp": True, "chatId": "862352507226985@lid"}
 
 
 def test_fake_lids_are_deterministic_15_digit_ids() -> None:

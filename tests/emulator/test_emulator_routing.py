@@ -26,7 +26,7 @@ def test_the_curl_example_of_the_docs_works_unchanged(api: Api) -> None:
     )  # fmt: skip
     body, status = done.stdout.rsplit("\n", 1)
     assert status == "200"
-    assert body == '{"existsWhatsapp": true, "chatId": "441234567890@c.us"}'
+    assert body == '{"existsWhatsapp": true, "chatId": "128635900014549@lid"}'
 
 
 def test_check_whatsapp_answers_the_documented_request(api: Api) -> None:
@@ -35,7 +35,7 @@ def test_check_whatsapp_answers_the_documented_request(api: Api) -> None:
     )
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
-    assert response.json() == {"existsWhatsapp": True, "chatId": "441234567890@c.us"}
+    assert response.json() == {"existsWhatsapp": True, "chatId": "128635900014549@lid"}  # the LID, by default
 
 
 def test_both_spellings_of_the_method_are_served(api: Api) -> None:
