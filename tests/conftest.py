@@ -24,7 +24,7 @@ os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="greenapi-airflow-home-")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator, airflow_connection
-from airflow_provider_greenapi.store import Dialect
+from airflow_provider_greenapi.warehouse import Dialect
 from tests import mariadb_server, snowflake_server
 from tests.mariadb_server import MariaDBCluster, MariaDBServer
 from tests.postgres_server import PostgresCluster, PostgresServer, why_unavailable
@@ -113,8 +113,8 @@ class Warehouse:
     """A fresh, empty database of one engine, reachable as an Airflow connection id.
 
     ``engine`` is one of ENGINES; ``connect()`` opens a DB-API connection with the engine's own driver (sqlite3,
-    psycopg2, duckdb, MySQLdb, the Snowflake connector through the stock hook). Close what you open: a DuckDB file
-    takes one process at a time. ``dialect`` (store.Dialect) exists for the engines it knows, sqlite and postgres.
+    psycopg 3, duckdb, MySQLdb, the Snowflake connector through the stock hook). Close what you open: a DuckDB file
+    takes one process at a time. ``dialect`` is the warehouse layer's Dialect of the engine.
     """
 
     engine: str
@@ -129,6 +129,13 @@ class Warehouse:
     @property
     def placeholder(self) -> str:
         return PLACEHOLDERS[self.engine]
+
+    def provider_connect(self) -> Any:
+        """A connection as the provider opens it: through the warehouse layer (thread-shareable, DuckDB's
+        taking turns at the file, Snowflake's out of autocommit)."""
+        from airflow_provider_greenapi.warehouse import open_warehouse
+
+        return open_warehouse(self.conn_id).connect()
 
     def connect_from_threads(self, busy_timeout: float = 30) -> Any:
         """A connection several threads may share, as the provider opens the usage ledger's."""
@@ -168,10 +175,10 @@ class Warehouse:
 
 
 def _new_pg_database(server: PostgresServer) -> str:
-    import psycopg2
+    import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host=server.host, port=server.port, user=server.user, dbname=server.database)
+    admin = psycopg.connect(host=server.host, port=server.port, user=server.user, dbname=server.database)
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     admin.close()
@@ -195,13 +202,13 @@ def make_warehouse(engine: str, tmp_path, request, monkeypatch, conn_id: str = "
         uri = json.dumps({"conn_type": "sqlite", "host": path})
         warehouse = Warehouse("sqlite", conn_id, lambda: sqlite3.connect(path, timeout=30), uri)
     elif engine == "postgres":
-        import psycopg2
+        import psycopg
 
         server = request.getfixturevalue("postgres")
         name = _new_pg_database(server)
         warehouse = Warehouse(
             "postgres", conn_id,
-            lambda: psycopg2.connect(host=server.host, port=server.port, user=server.user, dbname=name),
+            lambda: psycopg.connect(host=server.host, port=server.port, user=server.user, dbname=name),
             server.airflow_conn(name),
         )
     elif engine == "duckdb":

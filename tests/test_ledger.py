@@ -8,11 +8,18 @@ from datetime import datetime, timezone
 import pytest
 
 from airflow_provider_greenapi.errors import QuotaBudgetExhausted
-from airflow_provider_greenapi.ledger import UsageLedger
+from airflow_provider_greenapi.warehouse import UsageLedger
+
+
+@pytest.fixture
+def warehouse(any_warehouse):
+    """Every test here runs on all five engines (conftest.any_warehouse)."""
+    return any_warehouse
+
 
 
 def make_ledger(warehouse, quota=None, clock=None, thread_safe=False):
-    connection = warehouse.connect_from_threads() if thread_safe else warehouse.connect()
+    connection = warehouse.provider_connect()
     kwargs = {"clock": clock} if clock else {}
     ledger = UsageLedger(connection, warehouse.dialect, "1101000001", quota, **kwargs)
     ledger.ensure_table()

@@ -11,6 +11,13 @@ from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 from tests.conftest import ID_INSTANCE
 
+
+@pytest.fixture
+def warehouse(any_warehouse):
+    """Every test here runs on all five engines (conftest.any_warehouse)."""
+    return any_warehouse
+
+
 NUMBERS = [f"7900{i:07d}" for i in range(8)]
 
 
@@ -165,13 +172,14 @@ def test_an_unknown_connection_is_named(greenapi_conn, context):
 
 
 def test_a_postgres_source_streams_through_a_server_side_cursor(warehouse):
-    from airflow_provider_greenapi.warehouse import get_db_hook, streaming_cursor
+    from airflow_provider_greenapi.warehouse import open_warehouse
 
-    hook = get_db_hook("warehouse", "source")
-    connection = hook.get_conn()
+    source = open_warehouse("warehouse", "source")
+    engine = source.dialect.engine
+    connection = engine.source_connection(source.hook)
     try:
-        cursor = streaming_cursor(hook, connection)()
-        named = getattr(cursor, "name", None) is not None  # psycopg2's named cursors live on the server
+        cursor = engine.source_cursor(source.hook, connection)()
+        named = getattr(cursor, "name", None) is not None  # psycopg's named cursors live on the server
         assert named is (warehouse.dialect.value == "postgres")
     finally:
         connection.close()
