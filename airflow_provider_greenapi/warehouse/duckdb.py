@@ -6,11 +6,14 @@ one transaction: it opens the file at its first statement and closes it at the c
 reads release it at once (:meth:`DuckDBEngine.end_read`). A task that finds the file taken retries, with a
 growing pause, for up to ``LOCK_WAIT_SECONDS``; then it fails with a message saying what to do. Transactions
 are DuckDB's own (ACID, write-ahead log), so a task killed mid-write loses its open transaction, never a
-committed row, and never leaves a corrupt file.
+committed row, and never leaves a corrupt file. Inside one process, connections to one file share it, and
+DuckDB would abort one of two transactions writing the same row (the ledger's threads do): writing
+transactions of one process therefore take turns too, on a lock per file taken at their first write.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +22,15 @@ from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 LOCK_WAIT_SECONDS = 120.0
 _WRITES = ("insert", "update", "delete", "create", "alter", "drop", "merge")
+
+
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer_lock(database: str) -> threading.Lock:
+    with _WRITERS_GUARD:
+        return _WRITERS.setdefault(database, threading.Lock())
 
 
 class DuckDBFileBusy(RuntimeError):
@@ -99,17 +111,25 @@ class _Cursor:
 class TurnTakingConnection:
     """A DB-API connection to a DuckDB file that holds the file only while a transaction is open."""
 
-    def __init__(self, opener: Callable[[], Any]) -> None:
+    def __init__(self, opener: Callable[[], Any], writers: threading.Lock, wait: float) -> None:
         self._opener = opener
+        self._writers = writers
+        self._wait = wait
         self._connection: Any = None
         self._wrote = False
 
     def acquire(self, sql: str) -> Any:
-        if self._connection is None:
-            self._connection = self._opener()
-            self._connection.execute("BEGIN TRANSACTION")
-        if sql.lstrip()[:6].lower() in _WRITES:
+        if not self._wrote and sql.lstrip()[:6].lower() in _WRITES:
+            if not self._writers.acquire(timeout=self._wait):
+                raise DuckDBFileBusy(f"Another writer of this process kept the DuckDB file for {self._wait:.0f} s.")
             self._wrote = True
+        if self._connection is None:
+            try:
+                self._connection = self._opener()
+                self._connection.execute("BEGIN TRANSACTION")
+            except BaseException:
+                self._end("ROLLBACK")
+                raise
         return self._connection
 
     def cursor(self) -> _Cursor:
@@ -129,19 +149,24 @@ class TurnTakingConnection:
         self._end("ROLLBACK")
 
     def _end(self, statement: str) -> None:
-        connection, self._connection, self._wrote = self._connection, None, False
-        if connection is not None:
-            try:
-                connection.execute(statement)
-            finally:
-                connection.close()
+        connection, self._connection = self._connection, None
+        try:
+            if connection is not None:
+                try:
+                    connection.execute(statement)
+                finally:
+                    connection.close()
+        finally:
+            if self._wrote:
+                self._wrote = False
+                self._writers.release()
 
 
 class _SourceCursor(_Cursor):
     """A source query's cursor: its own connection (a reader), closed, and the file released, with it."""
 
     def __init__(self, hook: Any, wait: float) -> None:
-        super().__init__(TurnTakingConnection(lambda: _open(hook, wait)))
+        super().__init__(TurnTakingConnection(lambda: _open(hook, wait), _writer_lock(hook.get_database()), wait))
 
     def close(self) -> None:
         super().close()
@@ -167,7 +192,8 @@ class DuckDBEngine(Engine):
                 "The DuckDB connection has no file (its host, or extra 'database', is empty): an in-memory "
                 "database would vanish with the task. Set host to the path of a .duckdb file."
             )
-        return TurnTakingConnection(lambda: _open(hook, self.lock_wait))
+        return TurnTakingConnection(lambda: _open(hook, self.lock_wait), _writer_lock(hook.get_database()),
+                                    self.lock_wait)
 
     def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
         return lambda: _SourceCursor(hook, self.lock_wait)

@@ -238,9 +238,11 @@ class UsageLedger:
             request.granted = ok
 
     def record_reported(self, used: int | None, total: int | None) -> None:
-        """Store what a 466 answer said; the count never goes below what GREEN-API reports as used."""
+        """Store what a 466 answer said; the count never goes below what GREEN-API reports as used. A block
+        this ledger holds is dropped (still counted): GREEN-API's figure is the truth now."""
         p = self._p
         with self._lock:
+            self._held = None
             month = self._ensure_row()
             self._execute(
                 f"UPDATE {self._table} SET reported_used = {p}, reported_total = {p}, updated_at = {p}, "
