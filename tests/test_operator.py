@@ -42,12 +42,7 @@ def seed_contacts(warehouse, rows):
 
 
 def fetch(warehouse, sql):
-    connection = warehouse.connect()
-    cursor = connection.cursor()
-    cursor.execute(sql)
-    rows = cursor.fetchall()
-    connection.close()
-    return rows
+    return warehouse.fetch_all(sql)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -106,8 +101,9 @@ def test_a_source_table_with_a_join_key_into_a_warehouse_table(greenapi_conn, wa
     assert (summary["inputs"], summary["duplicates"], summary["invalid"], summary["distinct_numbers"],
             summary["numbers_sent"]) == (5, 1, 2, 2, 2)  # Bob's twin shares Bob's number: checked once
     assert not [c for c in context["ti"].xcom_push.call_args_list if c.kwargs["key"] == "results"]
+    text = "CHAR" if warehouse.engine == "mysql" else "TEXT"
     joined = fetch(warehouse, "SELECT c.full_name, w.status FROM contacts c JOIN whatsapp_checks w "
-                              "ON w.source_key = CAST(c.contact_id AS TEXT) ORDER BY c.contact_id")
+                              f"ON w.source_key = CAST(c.contact_id AS {text}) ORDER BY c.contact_id")
     assert [name for name, _ in joined] == ["Ann", "Bob", "Bob's twin", "Nobody", "Typo"]
     statuses = dict(joined)
     assert statuses["Nobody"] == "invalid" and statuses["Typo"] == "invalid"
