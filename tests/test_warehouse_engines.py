@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from types import SimpleNamespace
 
@@ -77,3 +78,46 @@ def test_duckdb_held_too_long_is_refused_with_what_to_do(emulator, tmp_path, req
     summary = harness.run(NUMBERS)  # the next try finishes the job, nothing spent twice
     assert summary.pending == 0
     assert_invariants(harness, summary)
+
+
+def test_concurrent_shards_on_one_warehouse(any_warehouse, monkeypatch, mocker):
+    """Three mapped tasks at once on one results table and ledger, on every engine: each number checked once,
+    by its shard's instance; every input stored once; the ledger equals the emulator's counters."""
+    from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
+    from airflow_provider_greenapi.sharding import greenapi_shards
+    from tests.conftest import greenapi_connection
+    from tests.test_scale_out import INSTANCES, multi_emulator, numbers
+
+    valid = numbers(24)
+    inputs = {f"k{i}": n for i, n in enumerate(valid)}
+    with multi_emulator(3) as emu:
+        for i, (instance, token) in enumerate(INSTANCES[:3]):
+            monkeypatch.setenv(f"AIRFLOW_CONN_GREENAPI_{i + 1}",
+                               greenapi_connection(emu, instance, token, requests_per_second=10))
+        results: list = []
+        errors: list = []
+
+        def shard(kwargs):
+            context = {"ti": mocker.MagicMock(), "dag_run": SimpleNamespace(run_id="manual__concurrent")}
+            try:
+                results.append(CheckWhatsappOperator(task_id="check", phone_numbers=inputs, chunk_size=4,
+                                                     destination_conn_id=any_warehouse.conn_id,
+                                                     **kwargs).execute(context))
+            except Exception as error:  # reported below, with the engine's message
+                errors.append(error)
+
+        threads = [threading.Thread(target=shard, args=(kwargs,))
+                   for kwargs in greenapi_shards(["greenapi_1", "greenapi_2", "greenapi_3"])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=240)
+        counters = {instance: emu.counters(instance) for instance, _ in INSTANCES[:3]}
+    assert not errors, errors
+    assert sum(s["exists"] + s["not_exists"] for s in results) == len(valid)
+    assert sum(len(c.checked_numbers) for c in counters.values()) == len(valid)
+    assert all(set(c.checked_numbers.values()) == {1} for c in counters.values())
+    rows = any_warehouse.fetch_all("SELECT source_key, status FROM whatsapp_checks")
+    assert len(rows) == len(inputs) and {status for _, status in rows} <= {"exists", "not_exists"}
+    ledger = dict(any_warehouse.fetch_all("SELECT instance_id, calls FROM greenapi_usage"))
+    assert ledger == {i: c.count("checkWhatsapp") for i, c in counters.items()}
