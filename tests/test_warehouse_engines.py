@@ -121,3 +121,51 @@ def test_concurrent_shards_on_one_warehouse(any_warehouse, monkeypatch, mocker):
     assert len(rows) == len(inputs) and {status for _, status in rows} <= {"exists", "not_exists"}
     ledger = dict(any_warehouse.fetch_all("SELECT instance_id, calls FROM greenapi_usage"))
     assert ledger == {i: c.count("checkWhatsapp") for i, c in counters.items()}
+
+
+class _CountingConnection:
+    """A DB-API connection that records the first word of every statement its cursors run."""
+
+    def __init__(self, connection):
+        self.connection, self.statements = connection, []
+
+    def __getattr__(self, name):
+        return getattr(self.connection, name)
+
+    def cursor(self, *args, **kwargs):
+        cursor = self.connection.cursor(*args, **kwargs)
+        run = cursor.execute
+
+        def execute(sql, params=None):
+            self.statements.append(sql.split()[0].upper())
+            return run(sql, params)
+
+        cursor.execute = execute
+        return cursor
+
+
+@pytest.mark.snowflake
+def test_snowflake_writes_a_chunk_in_one_statement_per_table(tmp_path, request, monkeypatch):
+    """No statement per number on a cloud warehouse: a chunk of 300 staged and answered is two MERGEs."""
+    from datetime import datetime, timezone
+
+    from airflow_provider_greenapi.numbers import NormalizedNumber
+    from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
+    from airflow_provider_greenapi.warehouse import Freshness, ResultsStore, RunContext, StagedInput
+
+    warehouse = make_warehouse("snowflake", tmp_path, request, monkeypatch)
+    store = ResultsStore(warehouse.provider_connect(), Dialect.SNOWFLAKE, "whatsapp_checks")
+    store.ensure_table()
+    counting = store.connection = _CountingConnection(store.connection)
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    digits = [f"7916{i:07d}" for i in range(300)]
+    store.stage([StagedInput(NormalizedNumber(d, d, None)) for d in digits], RunContext("run"), Freshness(), now)
+    store.commit()
+    outcomes = [CheckOutcome(d, CheckStatus.EXISTS if i % 3 else CheckStatus.ERROR, now, detail="x")
+                for i, d in enumerate(digits)]
+    store.write_outcomes(outcomes, RunContext("run"), now)
+    store.commit()
+    writes = [s for s in counting.statements if s in ("INSERT", "UPDATE", "DELETE", "MERGE")]
+    assert writes == ["MERGE", "MERGE"]
+    assert store.count_staged("run") == (300, 0)
+    counting.connection.close()
