@@ -9,6 +9,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 
 from tests.airflow_cli import free_port
@@ -26,6 +27,17 @@ class PostgresServer:
 
     def airflow_conn(self, database: str | None = None) -> str:
         return f"postgres://{self.user}@{self.host}:{self.port}/{database or self.database}"
+
+    def create_database(self) -> str:
+        """A fresh, empty database; its name."""
+        import psycopg2
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        admin = psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=self.database)
+        admin.autocommit = True
+        admin.cursor().execute(f"CREATE DATABASE {name}")
+        admin.close()
+        return name
 
 
 def find_binaries() -> str | None:
