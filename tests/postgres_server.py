@@ -29,14 +29,13 @@ class PostgresServer:
         return f"postgres://{self.user}@{self.host}:{self.port}/{database or self.database}"
 
     def create_database(self) -> str:
-        """A fresh, empty database; its name."""
-        import psycopg2
+        """A fresh, empty database; its name. (psycopg 3: the postgres provider's driver.)"""
+        import psycopg
 
         name = f"t_{uuid.uuid4().hex[:12]}"
-        admin = psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=self.database)
-        admin.autocommit = True
-        admin.cursor().execute(f"CREATE DATABASE {name}")
-        admin.close()
+        with psycopg.connect(host=self.host, port=self.port, user=self.user, dbname=self.database,
+                             autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
         return name
 
 
