@@ -12,7 +12,6 @@ import json
 import os
 import sqlite3
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator, airflow_connection
 from airflow_provider_greenapi.warehouse import Dialect
 from tests import mariadb_server, snowflake_server
+from tests.engine_support import ENGINES, PLACEHOLDERS
 from tests.mariadb_server import MariaDBCluster, MariaDBServer
 from tests.postgres_server import PostgresCluster, PostgresServer, why_unavailable
 from tests.snowflake_server import FakesnowServer
@@ -104,10 +104,6 @@ def fakesnow() -> Iterator[FakesnowServer]:
                     os.environ[name] = value
 
 
-ENGINES = ("sqlite", "postgres", "duckdb", "mysql", "snowflake")
-PLACEHOLDERS = {"sqlite": "?", "duckdb": "?", "postgres": "%s", "mysql": "%s", "snowflake": "%s"}
-
-
 @dataclass
 class Warehouse:
     """A fresh, empty database of one engine, reachable as an Airflow connection id.
@@ -175,14 +171,7 @@ class Warehouse:
 
 
 def _new_pg_database(server: PostgresServer) -> str:
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = psycopg.connect(host=server.host, port=server.port, user=server.user, dbname=server.database)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    admin.close()
-    return name
+    return server.create_database()
 
 
 def _require(module: str, extra: str) -> None:

@@ -214,4 +214,4 @@ def run_with_timeout(call: Callable[[], T], timeout: float = 60, what: str = "th
                              "it cannot run with HTTP 500 and the connector retries (see the server's log)")
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return outcome["value"]
