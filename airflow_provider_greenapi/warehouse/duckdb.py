@@ -22,6 +22,7 @@ from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 LOCK_WAIT_SECONDS = 120.0
 _WRITES = ("insert", "update", "delete", "create", "alter", "drop", "merge")
+_ROWS_PER_STATEMENT = 1000
 
 
 _WRITERS: dict[str, threading.Lock] = {}
@@ -201,6 +202,35 @@ class DuckDBEngine(Engine):
     def source_connection(self, hook: Any) -> Any:
         """Nothing to open up front: the source's cursor opens (and closes) the file itself."""
         return _NoConnection()
+
+    def upsert(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], rows: list[Any]) -> None:
+        """Multi-row INSERTs: DuckDB runs ``executemany`` one row at a time (about 1 ms a row), a VALUES list
+        of 1,000 rows in about 30 ms."""
+        marks = "(" + ", ".join([self.placeholder] * len(columns)) + ")"
+        conflict = self.on_conflict_update(key, [c for c in columns if c not in key])
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            batch = rows[start : start + _ROWS_PER_STATEMENT]
+            cursor.execute(
+                f"INSERT INTO {self.table_name(table)} ({', '.join(columns)}) VALUES "
+                f"{', '.join([marks] * len(batch))} {conflict}",
+                [value for row in batch for value in row],
+            )
+
+    def update_matching(self, cursor: Any, table: str, match: str, not_null: str,
+                        groups: Sequence[tuple[Sequence[str], Sequence[str], list[Any]]]) -> None:
+        """One ``UPDATE ... FROM (VALUES ...)`` per group and 1,000 rows, for the same reason."""
+        for columns, constants, rows in groups:
+            names = [*columns, match]
+            marks = "(" + ", ".join([self.placeholder] * len(names)) + ")"
+            sets = ", ".join([*(f"{c} = src.{c}" for c in columns), *constants])
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                batch = rows[start : start + _ROWS_PER_STATEMENT]
+                cursor.execute(
+                    f"UPDATE {self.table_name(table)} SET {sets} FROM (VALUES {', '.join([marks] * len(batch))}) "
+                    f"AS src ({', '.join(names)}) WHERE {self.table_name(table)}.{match} = src.{match} "
+                    f"AND {self.table_name(table)}.{not_null} IS NOT NULL",
+                    [value for row in batch for value in row],
+                )
 
     def end_read(self, connection: Any) -> None:
         if isinstance(connection, TurnTakingConnection):
