@@ -28,12 +28,18 @@ from airflow_provider_greenapi.errors import (
     retry_can_fix,
 )
 from airflow_provider_greenapi.in_flight import InFlightWindow
-from airflow_provider_greenapi.ledger import MonthlyUsage, UsageLedger
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer, mask_phone_number
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, RunSummary
 from airflow_provider_greenapi.sharding import Shard
-from airflow_provider_greenapi.store import Freshness, ResultsStore, RunContext, StagedInput
+from airflow_provider_greenapi.warehouse import (
+    Freshness,
+    MonthlyUsage,
+    ResultsStore,
+    RunContext,
+    StagedInput,
+    UsageLedger,
+)
 
 log = logging.getLogger(__name__)
 

@@ -88,7 +88,7 @@ def ledger_off(enabled: bool) -> Any:
     if not enabled:
         yield
         return
-    from airflow_provider_greenapi.ledger import UsageLedger
+    from airflow_provider_greenapi.warehouse import UsageLedger
 
     with mock.patch.object(UsageLedger, "reserve_call", lambda self, method="checkWhatsapp": None):
         yield

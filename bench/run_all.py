@@ -184,6 +184,31 @@ def scale_out_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def engines_rows(r: dict[str, Any]) -> list[Row]:
+    """Rows of bench_engines.py: per engine, staging time and paced throughput; SQLite's are the baseline."""
+    base: dict[str, Any] = next((e for e in r["engines"] if e["engine"] == "sqlite"), r["engines"][0] if r["engines"]
+                                else {})
+    rows = []
+    for e in r["engines"]:
+        is_base = e is base
+        rows.append(Row(
+            f"engines, {e['engine']}: staging {e['rows']:,} rows (dry run, SQLite source)",
+            f"{e['staging_s']:.1f} s ({e['staging_rows_per_s']:,.0f} rows/s)",
+            "-" if is_base else f"{base['engine']} {base['staging_s']:.1f} s",
+            "1.00x" if is_base else _ratio(e["staging_s"], base["staging_s"]),
+            "(info)", "info"))
+        goal = PACED_GOAL * e["rate"]
+        rows.append(Row(
+            f"engines, {e['engine']}: paced, {e['latency_ms']:.0f} ms answers, limit {e['rate']:.0f}/s "
+            f"({e['numbers']} numbers, {e['max_in_flight']} in flight)",
+            f"{e['drain_per_s']:.2f} checks/s, {e['emulator_429']} x 429",
+            "-" if is_base else f"{base['engine']} {base['drain_per_s']:.2f}/s",
+            "1.00x" if is_base else _ratio(e["drain_per_s"], base["drain_per_s"]),
+            f">= {goal:.1f}/s, 0 x 429",
+            _verdict(e["drain_per_s"] >= goal and e["emulator_429"] == 0 and e["checked"] == e["numbers"])))
+    return rows
+
+
 # --- running ------------------------------------------------------------------------------------------------
 
 
@@ -259,6 +284,7 @@ def main() -> int:
                         help="numbers per case of the latency sweep at 10/s (half at 5/s)")
     parser.add_argument("--memory-sizes", type=int, nargs=2, default=[10_000, 1_000_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--emulator-checks", type=int, default=6_000, help="calls of bench_emulator.py")
+    parser.add_argument("--engine-rows", type=int, default=100_000, help="rows staged per engine (bench_engines.py)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the benches, not figures")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
     parser.add_argument("--json-out", type=Path, help="also write every case's raw result as JSON to this file")
@@ -268,6 +294,7 @@ def main() -> int:
         args.overhead_numbers, args.paced_numbers, args.emulator_checks = 500, 30, 1000
         args.latency_numbers = 30
         args.memory_sizes, args.memory_checks = [1000, 20000], 100
+        args.engine_rows = 2000
 
     baseline = min(5_000, args.overhead_numbers)
     began = time.perf_counter()
@@ -293,6 +320,10 @@ def main() -> int:
         ("emulator", lambda log: run_emulator_bench(args.emulator_checks, log, 300),
          lambda r: emulator_rows(r, provider_per_s)),
     ]
+    plan.append(("engines", lambda log: run_case(
+        "bench_engines.py", ["--rows", str(args.engine_rows), "--numbers", str(args.paced_numbers)], log,
+        1800 + args.engine_rows / 20),
+        engines_rows))
     if (HERE / "bench_scale_out.py").exists():
         scale_args = ["--per-instance", "30"] if args.quick else []
         plan.append(("scale-out", lambda log: run_case("bench_scale_out.py", scale_args, log, 1200), scale_out_rows))
@@ -312,6 +343,7 @@ def main() -> int:
                 rows.append(Row(name, "-", "-", "-", "-", "ERROR"))
                 continue
             raw[name] = result
+            notes += [f"engines: {engine} skipped, {why}" for engine, why in result.get("skipped", {}).items()]
             if name == "overhead":
                 provider_per_s = result["provider_per_s"]
             rows += to_rows(result)

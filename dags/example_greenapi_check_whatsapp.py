@@ -3,7 +3,9 @@ GREEN-API and upserts one row per contact into `whatsapp_checks`, then reports t
 
 Connections (see docs/connection.md):
 - ``greenapi_default``: the GREEN-API instance (type ``greenapi``);
-- ``warehouse_default``: the warehouse, SQLite or PostgreSQL (any common-sql connection works as source).
+- ``warehouse_default``: the warehouse: a connection of type ``sqlite``, ``postgres``, ``duckdb``, ``mysql``
+  or ``snowflake`` (install the engine's extra, e.g. ``pip install "airflow-provider-greenapi[duckdb]"``;
+  docs/warehouses.md). The DAG is the same for each: only the connection changes.
 ``make demo`` runs this DAG against the local emulator and a SQLite file.
 """
 

@@ -9,6 +9,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 
 from tests.airflow_cli import free_port
@@ -26,6 +27,16 @@ class PostgresServer:
 
     def airflow_conn(self, database: str | None = None) -> str:
         return f"postgres://{self.user}@{self.host}:{self.port}/{database or self.database}"
+
+    def create_database(self) -> str:
+        """A fresh, empty database; its name. (psycopg 3: the postgres provider's driver.)"""
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(host=self.host, port=self.port, user=self.user, dbname=self.database,
+                             autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return name
 
 
 def find_binaries() -> str | None:

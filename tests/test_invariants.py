@@ -16,7 +16,7 @@ from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
 from airflow_provider_greenapi.emulator import FaultPlan
 from airflow_provider_greenapi.errors import GreenApiError
-from airflow_provider_greenapi.store import ResultsStore
+from airflow_provider_greenapi.warehouse.store import ResultsStore
 from tests.conftest import ID_INSTANCE, TOKEN, make_warehouse
 from tests.harness import Harness, assert_invariants
 from tests.wire import assert_paced, pace_excess, provider_threads

@@ -16,6 +16,13 @@ from tests.wire import assert_paced
 
 pytestmark = pytest.mark.matrix  # the operator through the emulator into a warehouse, on every Airflow line
 
+
+@pytest.fixture
+def warehouse(any_warehouse):
+    """Every test here runs on all five engines (conftest.any_warehouse)."""
+    return any_warehouse
+
+
 NUMBERS = [f"7900{i:07d}" for i in range(8)]
 
 
@@ -40,12 +47,7 @@ def seed_contacts(warehouse, rows):
 
 
 def fetch(warehouse, sql):
-    connection = warehouse.connect()
-    cursor = connection.cursor()
-    cursor.execute(sql)
-    rows = cursor.fetchall()
-    connection.close()
-    return rows
+    return warehouse.fetch_all(sql)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -104,8 +106,9 @@ def test_a_source_table_with_a_join_key_into_a_warehouse_table(greenapi_conn, wa
     assert (summary["inputs"], summary["duplicates"], summary["invalid"], summary["distinct_numbers"],
             summary["numbers_sent"]) == (5, 1, 2, 2, 2)  # Bob's twin shares Bob's number: checked once
     assert not [c for c in context["ti"].xcom_push.call_args_list if c.kwargs["key"] == "results"]
+    text = "CHAR" if warehouse.engine == "mysql" else "TEXT"
     joined = fetch(warehouse, "SELECT c.full_name, w.status FROM contacts c JOIN whatsapp_checks w "
-                              "ON w.source_key = CAST(c.contact_id AS TEXT) ORDER BY c.contact_id")
+                              f"ON w.source_key = CAST(c.contact_id AS {text}) ORDER BY c.contact_id")
     assert [name for name, _ in joined] == ["Ann", "Bob", "Bob's twin", "Nobody", "Typo"]
     statuses = dict(joined)
     assert statuses["Nobody"] == "invalid" and statuses["Typo"] == "invalid"
@@ -174,13 +177,14 @@ def test_an_unknown_connection_is_named(greenapi_conn, context):
 
 
 def test_a_postgres_source_streams_through_a_server_side_cursor(warehouse):
-    from airflow_provider_greenapi.warehouse import get_db_hook, streaming_cursor
+    from airflow_provider_greenapi.warehouse import open_warehouse
 
-    hook = get_db_hook("warehouse", "source")
-    connection = hook.get_conn()
+    source = open_warehouse("warehouse", "source")
+    engine = source.dialect.engine
+    connection = engine.source_connection(source.hook)
     try:
-        cursor = streaming_cursor(hook, connection)()
-        named = getattr(cursor, "name", None) is not None  # psycopg2's named cursors live on the server
+        cursor = engine.source_cursor(source.hook, connection)()
+        named = getattr(cursor, "name", None) is not None  # psycopg's named cursors live on the server
         assert named is (warehouse.dialect.value == "postgres")
     finally:
         connection.close()

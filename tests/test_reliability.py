@@ -22,7 +22,7 @@ from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
 from airflow_provider_greenapi.errors import GreenApiCredentialsError
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
-from airflow_provider_greenapi.store import Dialect
+from airflow_provider_greenapi.warehouse import Dialect
 from tests.conftest import ID_INSTANCE, TOKEN, Warehouse, greenapi_connection
 from tests.harness import Harness, assert_invariants
 from tests.postgres_server import PostgresCluster, why_unavailable
@@ -141,12 +141,12 @@ def test_postgres_stopping_mid_run_stops_the_run_and_a_rerun_finishes(emulator):
     reason = why_unavailable()
     if reason:
         pytest.skip(reason)
-    import psycopg2
+    import psycopg
 
     cluster = PostgresCluster()
     server = cluster.start()
     try:
-        warehouse = Warehouse(Dialect.POSTGRES, "pg", lambda: psycopg2.connect(
+        warehouse = Warehouse(Dialect.POSTGRES, "pg", lambda: psycopg.connect(
             host=server.host, port=server.port, user=server.user, dbname=server.database,
             connect_timeout=3), server.airflow_conn())
         harness = Harness(emulator, warehouse, max_in_flight=2)
@@ -166,15 +166,18 @@ def test_postgres_stopping_mid_run_stops_the_run_and_a_rerun_finishes(emulator):
 
 # --- a killed process --------------------------------------------------------------------------------------
 
-def test_sigkill_mid_run_then_rerun_checks_every_number_once(warehouse, tmp_path):
+def test_sigkill_mid_run_then_rerun_checks_every_number_once(any_warehouse, tmp_path):
+    warehouse = any_warehouse
     numbers = [f"7914{i:07d}" for i in range(40)]
     chunk = 5
     with GreenApiEmulator([EmulatedInstance(ID_INSTANCE, TOKEN, plan="business",
                                             faults=FaultPlan(latency_ms=50))]) as emu:
-        if warehouse.dialect.value == "sqlite":
+        if warehouse.engine == "sqlite":
             target = warehouse.airflow_uri and json.loads(warehouse.airflow_uri)["host"]
-        else:
+        elif warehouse.engine == "postgres":
             target = warehouse.airflow_uri.replace("postgres://", "postgresql://")
+        else:
+            target = warehouse.airflow_uri
         harness = Harness(emu, warehouse, max_in_flight=2)
         harness.run(numbers[:1], chunk_size=chunk)  # create the tables up front
         process = subprocess.Popen(
@@ -190,10 +193,13 @@ def test_sigkill_mid_run_then_rerun_checks_every_number_once(warehouse, tmp_path
         assert summary.pending == 0
         table = harness.table()
         assert sorted(table) == sorted(numbers)
-        assert all(row[1] in ("exists", "not_exists") and row[3] is None for row in table.values())
+        assert all(row[1] in ("exists", "not_exists") for row in table.values()), table
+        # asked in SQL: fakesnow's server reads a NULL TIMESTAMP_NTZ back as 1970-01-01
+        assert warehouse.fetch_all("SELECT COUNT(*) FROM whatsapp_checks WHERE queued_at IS NOT NULL") == [(0,)]
         quota = emu.counters(ID_INSTANCE).quota_used
         assert quota - len(numbers) <= chunk + 2, "more than one chunk (plus the requests in flight) re-spent"
-        assert_invariants(harness, summary)
+        # a batched engine's ledger may keep the block the killed task had reserved: never less than spent
+        assert_invariants(harness, summary, ledger_slack=warehouse.dialect.engine.ledger_block - 1)
 
 
 # --- bad input ---------------------------------------------------------------------------------------------

@@ -8,13 +8,20 @@ import pytest
 
 from airflow_provider_greenapi.numbers import NormalizedNumber
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
-from airflow_provider_greenapi.store import (
+from airflow_provider_greenapi.warehouse import (
     Freshness,
     ResultsStore,
     RunContext,
     StagedInput,
     quote_table_name,
 )
+
+
+@pytest.fixture
+def warehouse(any_warehouse):
+    """Every test here runs on all five engines (conftest.any_warehouse)."""
+    return any_warehouse
+
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 
@@ -29,7 +36,7 @@ def invalid(raw: str, reason: str = "too short") -> NormalizedNumber:
 
 @pytest.fixture
 def store(warehouse):
-    connection = warehouse.connect()
+    connection = warehouse.provider_connect()
     results = ResultsStore(connection, warehouse.dialect, "whatsapp_checks")
     results.ensure_table()
     yield results
@@ -40,7 +47,7 @@ def rows(store: ResultsStore) -> dict[tuple[str, str], dict]:
     cursor = store.connection.cursor()
     cursor.execute("SELECT phone_number, source_key, status, exists_whatsapp, whatsapp_lid, queued_at, checked_at, "
                    "detail FROM whatsapp_checks")
-    names = [d[0] for d in cursor.description]
+    names = [d[0].lower() for d in cursor.description]
     found = {(r[0], r[1]): dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
     store.connection.commit()
     return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -16,12 +15,21 @@ from airflow_provider_greenapi._compat import AirflowFailException
 from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, CheckOptions
 from airflow_provider_greenapi.errors import retry_can_fix
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
-from airflow_provider_greenapi.ledger import DEFAULT_USAGE_TABLE, UsageLedger
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
 from airflow_provider_greenapi.sharding import Shard
-from airflow_provider_greenapi.sources import InputRow, numbers_from_query, numbers_from_value
-from airflow_provider_greenapi.store import Dialect, Freshness, ResultsStore, RunContext, quote_table_name
-from airflow_provider_greenapi.warehouse import connect, get_db_hook, open_warehouse, streaming_cursor
+from airflow_provider_greenapi.sources import InputRow, numbers_from_value
+from airflow_provider_greenapi.warehouse import (
+    DEFAULT_USAGE_TABLE,
+    Freshness,
+    ResultsStore,
+    RunContext,
+    UsageLedger,
+    check_table_name,
+    in_memory_store,
+    lineage_name,
+    open_warehouse,
+    source_inputs,
+)
 
 DEFAULT_DESTINATION_TABLE = "whatsapp_checks"
 RESULTS_XCOM_KEY = "results"  # per-number rows, pushed only when there is no destination table
@@ -112,7 +120,7 @@ class CheckWhatsappOperator(BaseOperator):
             raise ValueError(f"{self.task_id}: destination_table needs destination_conn_id.")
         for name in (destination_table, usage_table):
             if name is not None and "{{" not in name:
-                quote_table_name(name)
+                check_table_name(name)
         # Fail at parse time on a bad region or rule, not after the run has started.
         PhoneNumberNormalizer(default_region, _rules(number_rules))
         self.phone_numbers = phone_numbers
@@ -221,45 +229,34 @@ class CheckWhatsappOperator(BaseOperator):
         inputs = []
         source = _FROM_TABLE.search(self.sql or "")
         if source and self.source_conn_id:
-            inputs.append(Dataset(*_lineage_name(self.source_conn_id, source.group(1))))
+            inputs.append(Dataset(*lineage_name(self.source_conn_id, source.group(1))))
         outputs = []
         if self.destination_conn_id and self.destination_table:
-            outputs.append(Dataset(*_lineage_name(self.destination_conn_id, self.destination_table)))
+            outputs.append(Dataset(*lineage_name(self.destination_conn_id, self.destination_table)))
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
     def _open_store(self, stack: ExitStack, hook: GreenApiHook) -> tuple[ResultsStore, UsageLedger | None]:
         if not self.destination_conn_id:
-            memory = sqlite3.connect(":memory:")
-            stack.callback(memory.close)
             if hook.monthly_quota is not None:
                 self.log.warning(
                     "monthly_quota is set on %r but there is no destination_conn_id to keep the usage ledger "
                     "in: the quota is not enforced.", self.greenapi_conn_id,
                 )
-            return ResultsStore(memory, Dialect.SQLITE, DEFAULT_DESTINATION_TABLE), None
-        db_hook, connection, dialect = open_warehouse(self.destination_conn_id)
-        stack.callback(connection.close)
+            return in_memory_store(stack, DEFAULT_DESTINATION_TABLE), None
         assert self.destination_table is not None
-        store = ResultsStore(connection, dialect, self.destination_table)
-        ledger_connection = connect(db_hook, dialect)
-        stack.callback(ledger_connection.close)
-        ledger = UsageLedger(ledger_connection, dialect, hook.id_instance, hook.monthly_quota, self.usage_table)
+        warehouse = open_warehouse(self.destination_conn_id)
+        store = warehouse.results_store(stack, self.destination_table)
+        ledger = warehouse.usage_ledger(stack, hook.id_instance, hook.monthly_quota, self.usage_table)
         return store, ledger
 
     def _inputs(self, stack: ExitStack, store: ResultsStore) -> Iterator[InputRow]:
         if self.sql is None:
             return numbers_from_value(self.phone_numbers)
         assert self.source_conn_id is not None
-        source_hook = get_db_hook(self.source_conn_id, "source")
-        same_sqlite = (
-            self.source_conn_id == self.destination_conn_id and store.dialect is Dialect.SQLITE
-        )
-        # One SQLite file read and written by two connections would lock itself: share the store's.
-        connection = store.connection if same_sqlite else source_hook.get_conn()
-        if not same_sqlite:
-            stack.callback(connection.close)
-        return numbers_from_query(streaming_cursor(source_hook, connection), self.sql, self.phone_column,
-                                  self.key_column, self.chunk_size)
+        destination = (self.destination_conn_id, store) if self.destination_conn_id else None
+        return source_inputs(stack, self.source_conn_id, self.sql, self.phone_column, self.key_column,
+                             self.chunk_size, destination)
+
 
 def _rules(rules: Sequence[NumberRule | str] | None) -> list[NumberRule] | None:
     if rules is None:
@@ -270,15 +267,3 @@ def _rules(rules: Sequence[NumberRule | str] | None) -> list[NumberRule] | None:
         known = ", ".join(r.name for r in NumberRule)
         raise ValueError(f"Unknown number rule {error.args[0]!r}; known rules: {known}.") from None
 
-
-def _lineage_name(conn_id: str, table: str) -> tuple[str, str]:
-    """(namespace, name) of a table as OpenLineage names datasets for the connection's database."""
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(conn_id)
-    if conn.conn_type in ("postgres", "postgresql"):
-        schema, _, name = table.rpartition(".")
-        return f"postgres://{conn.host}:{conn.port or 5432}", f"{conn.schema or 'postgres'}.{schema or 'public'}.{name}"
-    if conn.conn_type == "sqlite":
-        return f"sqlite://{conn.host}", table
-    return f"{conn.conn_type}://{conn.host or conn_id}", table

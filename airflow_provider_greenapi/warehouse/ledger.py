@@ -4,6 +4,11 @@ GREEN-API offers no call that tells the quota left, so the provider counts its o
 counted and committed *before* it is sent, by an atomic UPDATE that also enforces the monthly quota, so a
 crash never forgets spending, and parallel tasks (several processes or workers) cannot overshoot. Threads
 of one task share commits (group commit), which keeps the ledger cheap at high request rates.
+
+On a batched (cloud) engine, where each statement is slow and billed, calls are reserved in blocks of the
+engine's ``ledger_block``: one compare-and-set UPDATE counts a whole block before any of its calls is sent,
+never above the quota; the calls left unsent are given back at ``close()``. A crash may therefore over-count
+by at most one block, never under-count.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_greenapi.errors import QuotaBudgetExhausted
-from airflow_provider_greenapi.store import Dialect, lock_schema_changes, quote_table_name
+from airflow_provider_greenapi.warehouse.engine import Dialect
 
 DEFAULT_USAGE_TABLE = "greenapi_usage"
 
@@ -68,26 +73,30 @@ class UsageLedger:
         self.instance_id = instance_id
         self.monthly_quota = monthly_quota
         self.table_name = table
-        self._table = quote_table_name(table)
-        self._p = dialect.placeholder
+        self.engine = dialect.engine
+        self._table = self.engine.table_name(table)
+        self._p = self.engine.placeholder
         self._clock = clock
         self._lock = threading.Lock()  # the connection: one statement sequence at a time
         self._group = threading.Condition()  # reservations waiting for the next group commit
         self._waiting: list[_Reservation] = []
         self._committing = False
         self._months_with_row: set[str] = set()
+        self._block = self.engine.ledger_block
+        self._held: tuple[str, int] | None = None  # (month, calls) counted in the ledger, not yet sent
 
     def ensure_table(self) -> None:
-        ts = self.dialect.timestamp_type
+        engine = self.engine
+        ts, key = engine.timestamp_type, engine.key_text_type(64)
         with self._lock:
             cursor = self.connection.cursor()
             try:
-                lock_schema_changes(cursor, self.dialect, self.table_name)
-                cursor.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._table} (instance_id TEXT NOT NULL, month TEXT NOT NULL, "
-                    f"calls INTEGER NOT NULL DEFAULT 0, reported_used INTEGER, reported_total INTEGER, "
-                    f"updated_at {ts}, PRIMARY KEY (instance_id, month))"
-                )
+                with engine.schema_lock(cursor, self.table_name):
+                    cursor.execute(
+                        f"CREATE TABLE IF NOT EXISTS {self._table} (instance_id {key} NOT NULL, month {key} NOT "
+                        f"NULL, calls INTEGER NOT NULL DEFAULT 0, reported_used INTEGER, reported_total INTEGER, "
+                        f"updated_at {ts}, PRIMARY KEY (instance_id, month))"
+                    )
             finally:
                 cursor.close()
             self.connection.commit()
@@ -104,6 +113,9 @@ class UsageLedger:
         more than an UPDATE, so concurrent senders share it, and still no call is sent before its count is
         stored.
         """
+        if self._block > 1:
+            self._reserve_from_block(method)
+            return
         request = _Reservation()
         with self._group:
             self._waiting.append(request)
@@ -123,12 +135,71 @@ class UsageLedger:
         if request.error is not None:
             raise request.error
         if not request.granted:
-            usage = self.usage()
-            raise QuotaBudgetExhausted(
-                f"the monthly quota of instance {self.instance_id} is used up for {usage.month} "
-                f"({usage.calls} of {usage.quota} checkWhatsapp calls counted in the usage ledger)",
-                method=method,
-            )
+            self._refuse(method)
+
+    def _refuse(self, method: str) -> None:
+        usage = self.usage()
+        raise QuotaBudgetExhausted(
+            f"the monthly quota of instance {self.instance_id} is used up for {usage.month} "
+            f"({usage.calls} of {usage.quota} checkWhatsapp calls counted in the usage ledger)",
+            method=method,
+        )
+
+    def _reserve_from_block(self, method: str) -> None:
+        """Take one call from the block this ledger holds, counting a new block when it is spent."""
+        with self._lock:
+            month = self.month()
+            if self._held is not None and (self._held[0] != month or self._held[1] == 0):
+                self._give_back()
+            if self._held is None:
+                self._held = (month, self._count_block(month))
+            granted = self._held[1] > 0
+            if granted:
+                self._held = (month, self._held[1] - 1)
+        if not granted:
+            self._refuse(method)
+
+    def _count_block(self, month: str) -> int:
+        """Count up to one block in the ledger, as much as the quota leaves; the size counted (0: none).
+        Compare-and-set on the count read, so concurrent tasks never count past the quota together."""
+        p = self._p
+        self._ensure_row()
+        while True:
+            cursor = self.connection.cursor()
+            try:
+                cursor.execute(
+                    f"SELECT calls, reported_total FROM {self._table} WHERE instance_id = {p} AND month = {p}",
+                    (self.instance_id, month),
+                )
+                calls, total = cursor.fetchone()
+                cap = self.monthly_quota if self.monthly_quota is not None else total
+                size = self._block if cap is None else max(0, min(self._block, int(cap) - int(calls)))
+                if size == 0:
+                    self.connection.commit()
+                    return 0
+                cursor.execute(
+                    f"UPDATE {self._table} SET calls = calls + {p}, updated_at = {p} "
+                    f"WHERE instance_id = {p} AND month = {p} AND calls = {p}",
+                    (size, self.engine.to_db_time(self._clock()), self.instance_id, month, calls),
+                )
+                counted = cursor.rowcount == 1
+            finally:
+                cursor.close()
+            self.connection.commit()
+            if counted:
+                return size
+
+    def _give_back(self) -> None:
+        """Uncount the calls of the held block that were never sent (at close, or when the month turns)."""
+        held, self._held = self._held, None
+        if held is None or held[1] == 0:
+            return
+        p = self._p
+        self._execute(
+            f"UPDATE {self._table} SET calls = calls - {p} WHERE instance_id = {p} AND month = {p} AND calls >= {p}",
+            (held[1], self.instance_id, held[0], held[1]),
+        )
+        self.connection.commit()
 
     def _count(self, batch: list[_Reservation]) -> None:
         """One capped ``calls + 1`` per reservation, one commit for all; the outcome goes to each."""
@@ -139,7 +210,7 @@ class UsageLedger:
                 cap = f" AND calls < {p}" if self.monthly_quota is not None else (
                     " AND (reported_total IS NULL OR calls < reported_total)"
                 )
-                params: list[Any] = [self.dialect.to_db_time(self._clock()), self.instance_id, month]
+                params: list[Any] = [self.engine.to_db_time(self._clock()), self.instance_id, month]
                 if self.monthly_quota is not None:
                     params.append(self.monthly_quota)
                 cursor = self.connection.cursor()
@@ -167,14 +238,16 @@ class UsageLedger:
             request.granted = ok
 
     def record_reported(self, used: int | None, total: int | None) -> None:
-        """Store what a 466 answer said; the count never goes below what GREEN-API reports as used."""
+        """Store what a 466 answer said; the count never goes below what GREEN-API reports as used. A block
+        this ledger holds is dropped (still counted): GREEN-API's figure is the truth now."""
         p = self._p
         with self._lock:
+            self._held = None
             month = self._ensure_row()
             self._execute(
                 f"UPDATE {self._table} SET reported_used = {p}, reported_total = {p}, updated_at = {p}, "
                 f"calls = CASE WHEN calls < {p} THEN {p} ELSE calls END WHERE instance_id = {p} AND month = {p}",
-                (used, total, self.dialect.to_db_time(self._clock()), used or 0, used or 0,
+                (used, total, self.engine.to_db_time(self._clock()), used or 0, used or 0,
                  self.instance_id, month),
             )
             self.connection.commit()
@@ -194,22 +267,29 @@ class UsageLedger:
             finally:
                 cursor.close()
             self.connection.commit()  # end the read transaction: never hold a lock between calls
+            held = self._held[1] if self._held is not None and self._held[0] == month else 0
         calls, used, total = row if row else (0, None, None)
+        calls = int(calls) - held  # this ledger's unsent block is not spent
         quota = self.monthly_quota if self.monthly_quota is not None else total
         return MonthlyUsage(self.instance_id, month, int(calls), quota, used, total)
 
     def close(self) -> None:
-        self.connection.close()
+        try:
+            with self._lock:
+                self._give_back()
+        finally:
+            self.connection.close()
 
     def _ensure_row(self) -> str:
         month = self.month()
         if month not in self._months_with_row:
-            p = self._p
-            self._execute(
-                f"INSERT INTO {self._table} (instance_id, month, calls, updated_at) VALUES ({p}, {p}, 0, {p}) "
-                "ON CONFLICT (instance_id, month) DO NOTHING",
-                (self.instance_id, month, self.dialect.to_db_time(self._clock())),
-            )
+            cursor = self.connection.cursor()
+            try:
+                self.engine.insert_missing(cursor, self.table_name, ("instance_id", "month", "calls", "updated_at"),
+                                           ("instance_id", "month"),
+                                           (self.instance_id, month, 0, self.engine.to_db_time(self._clock())))
+            finally:
+                cursor.close()
             self.connection.commit()
             self._months_with_row.add(month)
         return month

@@ -5,77 +5,29 @@ token), marks the ones without a fresh answer as queued (``queued_at``), and com
 checker then drains the queue, oldest first, and each committed result clears ``queued_at``. A crash
 therefore loses at most the results not yet committed, and the next run picks up what is still queued.
 
-Works over any DB-API connection of a supported dialect (SQLite, PostgreSQL); table names are validated
-identifiers, values always travel as query parameters.
+Portable SQL over any DB-API connection of a supported engine (engine.py); what differs per engine (types,
+upsert, locks, batching) is the engine's. Table names are validated identifiers, values always travel as
+query parameters. On a batched (cloud) engine every write of a chunk is one statement per table.
 """
 
 from __future__ import annotations
 
-import enum
-import re
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_greenapi.numbers import NormalizedNumber
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, check_table_name
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_SQLITE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 _MAX_STORED_TEXT = 200
-
-
-class Dialect(str, enum.Enum):
-    SQLITE = "sqlite"
-    POSTGRES = "postgres"
-
-    @property
-    def placeholder(self) -> str:
-        return "?" if self is Dialect.SQLITE else "%s"
-
-    @property
-    def timestamp_type(self) -> str:
-        return "TEXT" if self is Dialect.SQLITE else "TIMESTAMPTZ"
-
-    @property
-    def boolean_type(self) -> str:
-        return "INTEGER" if self is Dialect.SQLITE else "BOOLEAN"
-
-    def to_db_time(self, value: datetime | None) -> Any:
-        if value is None:
-            return None
-        value = value.astimezone(timezone.utc)
-        return value.strftime(_SQLITE_TIME) if self is Dialect.SQLITE else value
-
-    def from_db_time(self, value: Any) -> datetime | None:
-        if value is None or isinstance(value, datetime):
-            return value
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))  # _SQLITE_TIME; 5x faster than strptime
+_KEY_LENGTHS = {"phone_number": 200, "source_key": 255, "staged_by": 64}  # where an engine needs a length
 
 
 def quote_table_name(name: str) -> str:
-    """``name`` (``table`` or ``schema.table``) quoted for SQL; ValueError unless plain identifiers."""
-    parts = name.split(".") if isinstance(name, str) else []
-    if not 1 <= len(parts) <= 2 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
-        raise ValueError(
-            f"Table name {name!r} is not a plain identifier: use letters, digits and underscores "
-            "(optionally schema.table), starting with a letter or underscore, at most 63 characters."
-        )
-    return ".".join(f'"{p}"' for p in parts)
-
-
-def lock_schema_changes(cursor: Any, dialect: Dialect, table: str) -> None:
-    """Serialise this transaction's CREATE ... IF NOT EXISTS of ``table`` with other tasks' (until commit).
-
-    PostgreSQL's IF NOT EXISTS is no guard against a concurrent create: of several mapped tasks starting
-    together, all but one may fail on a unique violation in the catalog. A transaction-scoped advisory lock
-    keyed on the table name makes them take turns. SQLite already allows one writer at a time.
-    """
-    if dialect is Dialect.POSTGRES:
-        key = zlib.crc32(f"airflow_provider_greenapi:{table}".encode())
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+    """``name`` (``table`` or ``schema.table``) in standard SQL quotes; ValueError unless plain identifiers."""
+    return ".".join(f'"{p}"' for p in check_table_name(name))
 
 
 @dataclass(frozen=True)
@@ -117,7 +69,7 @@ class StageCounts:
     invalid: int = 0
 
 
-# name, type (None: timestamp, "bool": boolean), NOT NULL
+# name, type (None: timestamp, "bool": boolean, "TEXT": the engine's text type), NOT NULL
 _COLUMNS: tuple[tuple[str, str | None, bool], ...] = (
     ("phone_number", "TEXT", True),
     ("source_key", "TEXT", True),
@@ -137,9 +89,10 @@ _COLUMNS: tuple[tuple[str, str | None, bool], ...] = (
 COLUMN_NAMES = tuple(c[0] for c in _COLUMNS)
 # Columns newer than the first tables: ensure_table adds them to a table that lacks them. ``whatsapp_lid``
 # replaced ``chat_id`` (left in place, no longer written; its ``…@lid`` values are copied over).
-_ADDED_COLUMNS = {"whatsapp_lid": "TEXT"}
+_ADDED_COLUMNS = ("whatsapp_lid",)
 _KEY = ("phone_number", "source_key")
 _ROW_FIELDS = "phone_number, source_key, status, exists_whatsapp, whatsapp_lid, checked_at, queued_at, staged_by"
+_QUEUE_INDEX = ("staged_by", "queued_at", "phone_number")
 
 
 class ResultsStore:
@@ -148,61 +101,52 @@ class ResultsStore:
     def __init__(self, connection: Any, dialect: Dialect, table: str) -> None:
         self.connection = connection
         self.dialect = dialect
+        self.engine: Engine = dialect.engine
         self.table_name = table
-        self._table = quote_table_name(table)
-        self._p = dialect.placeholder
+        self._table = self.engine.table_name(table)
+        self._p = self.engine.placeholder
 
     # --- schema ------------------------------------------------------------------------------------------
 
     def ensure_table(self) -> None:
         """Create the table and its queue index if missing; refuse a table of another shape."""
+        engine = self.engine
         columns = []
         for name, kind, not_null in _COLUMNS:
-            sql_type = {None: self.dialect.timestamp_type, "bool": self.dialect.boolean_type}.get(kind, kind)
+            if kind == "TEXT" and name in _KEY_LENGTHS:
+                sql_type = engine.key_text_type(_KEY_LENGTHS[name])
+            else:
+                types = {None: engine.timestamp_type, "bool": engine.boolean_type, "TEXT": engine.text_type}
+                sql_type = types.get(kind, kind or "")
             default = " DEFAULT ''" if name == "source_key" else ""
             columns.append(f"{name} {sql_type}{' NOT NULL' if not_null else ''}{default}")
         columns.append(f"PRIMARY KEY ({', '.join(_KEY)})")
-        schema, _, base = self.table_name.rpartition(".")
-        index_columns = "(staged_by, queued_at, phone_number)"
-        if schema and self.dialect is Dialect.SQLITE:  # SQLite qualifies the index, not the table
-            create_index = f'CREATE INDEX IF NOT EXISTS "{schema}"."{base}_queue_idx" ON "{base}" {index_columns}'
-        else:
-            create_index = f'CREATE INDEX IF NOT EXISTS "{base}_queue_idx" ON {self._table} {index_columns}'
+        index = f"{self.table_name.rpartition('.')[2]}_queue_idx"
         cursor = self.connection.cursor()
         try:
-            lock_schema_changes(cursor, self.dialect, self.table_name)
-            cursor.execute(f"CREATE TABLE IF NOT EXISTS {self._table} ({', '.join(columns)})")
-            cursor.execute(f"SELECT * FROM {self._table} WHERE 1 = 0")
-            present = {d[0].lower() for d in cursor.description or ()}
-            missing = [c for c in COLUMN_NAMES if c not in present and c not in _ADDED_COLUMNS]
-            if missing:
-                raise ValueError(
-                    f"Table {self.table_name!r} exists but lacks the columns {', '.join(missing)}: it was not "
-                    "created by this provider. Choose another destination_table, or drop or rename this one."
-                )
-            self._add_columns(cursor, present)
-            if self._index_missing(cursor, schema, base):
-                cursor.execute(create_index)
+            with engine.schema_lock(cursor, self.table_name):
+                cursor.execute(f"CREATE TABLE IF NOT EXISTS {self._table} ({', '.join(columns)})")
+                present = engine.present_columns(cursor, self.table_name)
+                missing = [c for c in COLUMN_NAMES if c not in present and c not in _ADDED_COLUMNS]
+                if missing:
+                    raise ValueError(
+                        f"Table {self.table_name!r} exists but lacks the columns {', '.join(missing)}: it was not "
+                        "created by this provider. Choose another destination_table, or drop or rename this one."
+                    )
+                self._add_columns(cursor, present)
+                if engine.has_indexes and engine.index_missing(cursor, self.table_name, index):
+                    cursor.execute(engine.create_index_sql(self.table_name, index, _QUEUE_INDEX))
         finally:
             cursor.close()
         self.connection.commit()
 
     def _add_columns(self, cursor: Any, present: set[str]) -> None:
         """Bring a table made by an older version up to date (only columns that may be NULL are added)."""
-        for name, sql_type in _ADDED_COLUMNS.items():
+        for name in _ADDED_COLUMNS:
             if name not in present:
-                cursor.execute(f"ALTER TABLE {self._table} ADD COLUMN {name} {sql_type}")
+                cursor.execute(f"ALTER TABLE {self._table} ADD COLUMN {name} {self.engine.text_type}")
         if "whatsapp_lid" not in present and "chat_id" in present:
             cursor.execute(f"UPDATE {self._table} SET whatsapp_lid = chat_id WHERE chat_id LIKE '%@lid'")
-
-    def _index_missing(self, cursor: Any, schema: str, base: str) -> bool:
-        """PostgreSQL's CREATE INDEX IF NOT EXISTS locks the table first, so it would wait for every task
-        writing it: look the index up instead, and create it only when it is missing."""
-        if self.dialect is not Dialect.POSTGRES:
-            return True
-        index = f'"{schema}"."{base}_queue_idx"' if schema else f'"{base}_queue_idx"'
-        cursor.execute("SELECT to_regclass(%s)", (index,))
-        return cursor.fetchone()[0] is None
 
     # --- staging -----------------------------------------------------------------------------------------
 
@@ -215,9 +159,9 @@ class ResultsStore:
         counts = StageCounts(inputs=len(inputs))
         numbers = sorted({i.number.digits for i in inputs if i.number.digits})
         existing = self._rows_for(numbers + [_invalid_key(i.number) for i in inputs if not i.number.digits])
-        freshest = _freshest_answers(existing.values(), freshness.cutoffs(now), self.dialect)
+        freshest = _freshest_answers(existing.values(), freshness.cutoffs(now), self.engine)
         rows: dict[tuple[str, str], tuple[Any, ...]] = {}
-        db_now = self.dialect.to_db_time(now)
+        db_now = self.engine.to_db_time(now)
         seen = {row["phone_number"] for row in existing.values() if row["staged_by"] == context.token}
         for item in inputs:
             normalized = item.number
@@ -275,26 +219,9 @@ class ResultsStore:
         return found
 
     def _upsert(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        rows = list(rows)
-        if not rows:
-            return
-        marks = ", ".join([self._p] * len(COLUMN_NAMES))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMN_NAMES if c not in _KEY)
-        sql = (
-            f"INSERT INTO {self._table} ({', '.join(COLUMN_NAMES)}) VALUES ({marks}) "
-            f"ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {updates}"
-        )
-        self._executemany(sql, rows)
-
-    def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         cursor = self.connection.cursor()
         try:
-            if self.dialect is Dialect.POSTGRES and _has_execute_batch(cursor):
-                from psycopg2.extras import execute_batch
-
-                execute_batch(cursor, sql, rows, page_size=500)
-            else:
-                cursor.executemany(sql, rows)
+            self.engine.upsert(cursor, self.table_name, COLUMN_NAMES, _KEY, list(rows))
         finally:
             cursor.close()
 
@@ -318,15 +245,16 @@ class ResultsStore:
             queued = int(cursor.fetchone()[0])
         finally:
             cursor.close()
+        self.engine.end_read(self.connection)
         return distinct, queued
 
     def queued_numbers(self, token: str, page_size: int = 1000) -> Iterator[list[str]]:
         """Pages of distinct queued numbers of this run, oldest queued first. Pages are read lazily, so a
         number whose result was committed meanwhile no longer shows up."""
         last: tuple[Any, str] | None = None
-        cursor = self.connection.cursor()
-        try:
-            while True:
+        while True:
+            cursor = self.connection.cursor()  # one per page: the connection commits between pages
+            try:
                 if last is None:
                     cursor.execute(
                         f"SELECT queued_at, phone_number FROM {self._table} WHERE staged_by = {self._p} "
@@ -342,51 +270,50 @@ class ResultsStore:
                         (token, last[0], last[0], last[1]),
                     )
                 records = cursor.fetchall()
-                if not records:
-                    return
-                last = (records[-1][0], records[-1][1])
-                page = list(dict.fromkeys(r[1] for r in records))
-                yield page
-        finally:
-            cursor.close()
+            finally:
+                cursor.close()
+            self.engine.end_read(self.connection)
+            if not records:
+                return
+            last = (records[-1][0], records[-1][1])
+            yield list(dict.fromkeys(r[1] for r in records))
 
     def write_outcomes(self, outcomes: Sequence[CheckOutcome], context: RunContext, now: datetime) -> None:
-        """Store results for every queued row of each number (not committed)."""
+        """Store results for every queued row of each number (not committed). A batched engine writes the
+        answers and the failures of a chunk in one statement."""
         ordered = sorted(outcomes, key=lambda o: o.phone_number)  # rows locked in one order by every writer
-        answered = [o for o in ordered if o.status.is_answer]
-        failed = [o for o in ordered if not o.status.is_answer]
-        db_now = self.dialect.to_db_time(now)
-        p = self._p
-        common = f"updated_at = {p}, instance_id = {p}, dag_id = {p}, run_id = {p}, queued_at = NULL"
-        where = f"WHERE phone_number = {p} AND queued_at IS NOT NULL"
-        if answered:
-            self._executemany(
-                f"UPDATE {self._table} SET status = {p}, exists_whatsapp = {p}, whatsapp_lid = {p}, "
-                f"detail = NULL, checked_at = {p}, {common} {where}",
-                [
-                    (o.status.value, o.exists_whatsapp, o.whatsapp_lid, self.dialect.to_db_time(o.checked_at),
-                     db_now, context.instance_id, context.dag_id, context.run_id, o.phone_number)
-                    for o in answered
-                ],
-            )
-        if failed:
-            self._executemany(
-                f"UPDATE {self._table} SET status = {p}, detail = {p}, {common} {where}",
-                [
-                    (o.status.value, (o.detail or "")[:_MAX_STORED_TEXT], db_now, context.instance_id,
-                     context.dag_id, context.run_id, o.phone_number)
-                    for o in failed
-                ],
-            )
+        db_now = self.engine.to_db_time(now)
+        run = (db_now, context.instance_id, context.dag_id, context.run_id)
+        common = ["updated_at", "instance_id", "dag_id", "run_id"]
+        answered = [
+            (o.status.value, o.exists_whatsapp, o.whatsapp_lid, self.engine.to_db_time(o.checked_at), *run,
+             o.phone_number)
+            for o in ordered if o.status.is_answer
+        ]
+        failed = [
+            (o.status.value, (o.detail or "")[:_MAX_STORED_TEXT], *run, o.phone_number)
+            for o in ordered if not o.status.is_answer
+        ]
+        cursor = self.connection.cursor()
+        try:
+            self.engine.update_matching(cursor, self.table_name, "phone_number", "queued_at", [
+                (["status", "exists_whatsapp", "whatsapp_lid", "checked_at", *common],
+                 ["detail = NULL", "queued_at = NULL"], answered),
+                (["status", "detail", *common], ["queued_at = NULL"], failed),  # the last answer stays
+            ])
+        finally:
+            cursor.close()
 
     def count_staged_rows(self, token: str) -> int:
         """Rows this run staged: one per distinct (number, source key), invalid ones included."""
         cursor = self.connection.cursor()
         try:
             cursor.execute(f"SELECT COUNT(*) FROM {self._table} WHERE staged_by = {self._p}", (token,))
-            return int(cursor.fetchone()[0])
+            count = int(cursor.fetchone()[0])
         finally:
             cursor.close()
+        self.engine.end_read(self.connection)
+        return count
 
     def staged_rows(self, token: str, limit: int) -> list[dict[str, Any]]:
         """The rows this run staged, as plain dicts (for an XCom), at most ``limit``."""
@@ -398,13 +325,14 @@ class ResultsStore:
                 f"ORDER BY phone_number, source_key LIMIT {int(limit)}",
                 (token,),
             )
-            names = [d[0] for d in cursor.description]
+            names = [str(d[0]).lower() for d in cursor.description]
             rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
         finally:
             cursor.close()
+        self.engine.end_read(self.connection)
         for row in rows:
             row["exists_whatsapp"] = None if row["exists_whatsapp"] is None else bool(row["exists_whatsapp"])
-            checked = self.dialect.from_db_time(row["checked_at"])
+            checked = self.engine.from_db_time(row["checked_at"])
             row["checked_at"] = checked.isoformat() if checked else None
         return rows
 
@@ -420,20 +348,17 @@ def _invalid_key(number: NormalizedNumber) -> str:
 
 
 def _freshest_answers(
-    rows: Iterable[dict[str, Any]], cutoffs: dict[str, datetime | None], dialect: Dialect
+    rows: Iterable[dict[str, Any]], cutoffs: dict[str, datetime | None], engine: Engine
 ) -> dict[str, dict[str, Any]]:
     """For each number, its newest stored answer that is still fresh."""
     best: dict[str, dict[str, Any]] = {}
     for row in rows:
         cutoff = cutoffs.get(row["status"])
-        checked = dialect.from_db_time(row["checked_at"])
+        checked = engine.from_db_time(row["checked_at"])
         if cutoff is None or checked is None or checked < cutoff:
             continue
         current = best.get(row["phone_number"])
-        if current is None or dialect.from_db_time(current["checked_at"]) < checked:  # type: ignore[operator]
+        if current is None or engine.from_db_time(current["checked_at"]) < checked:  # type: ignore[operator]
             best[row["phone_number"]] = row
     return best
 
-
-def _has_execute_batch(cursor: Any) -> bool:
-    return type(cursor).__module__.startswith("psycopg2")

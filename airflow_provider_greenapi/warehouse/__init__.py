@@ -1,0 +1,55 @@
+"""The warehouse layer: everything that speaks SQL.
+
+- ``engine.py``: the engines (:class:`Dialect`) and the generic :class:`Engine`; one module per engine
+  (``sqlite``, ``postgres``, ``duckdb``, ``mysql``, ``snowflake``) holds only what differs for it;
+- ``store.py``: the results table, its staging, the work queue, the freshness look-up;
+- ``ledger.py``: the monthly usage ledger;
+- ``connections.py``: Airflow connection ids -> hooks, engines, connections, streamed source queries.
+
+The checker and the operator use these through their public names and never learn which engine they
+talk to. docs/warehouses.md describes each engine.
+"""
+
+from airflow_provider_greenapi.warehouse.connections import (
+    Warehouse,
+    dialect_of,
+    get_db_hook,
+    in_memory_store,
+    lineage_name,
+    open_warehouse,
+    source_inputs,
+)
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, check_table_name
+from airflow_provider_greenapi.warehouse.ledger import DEFAULT_USAGE_TABLE, MonthlyUsage, UsageLedger
+from airflow_provider_greenapi.warehouse.store import (
+    COLUMN_NAMES,
+    Freshness,
+    ResultsStore,
+    RunContext,
+    StageCounts,
+    StagedInput,
+    quote_table_name,
+)
+
+__all__ = [
+    "COLUMN_NAMES",
+    "DEFAULT_USAGE_TABLE",
+    "Dialect",
+    "Engine",
+    "Freshness",
+    "MonthlyUsage",
+    "ResultsStore",
+    "RunContext",
+    "StageCounts",
+    "StagedInput",
+    "UsageLedger",
+    "Warehouse",
+    "check_table_name",
+    "dialect_of",
+    "get_db_hook",
+    "in_memory_store",
+    "lineage_name",
+    "open_warehouse",
+    "quote_table_name",
+    "source_inputs",
+]

@@ -1,0 +1,133 @@
+"""Airflow adapter: an Airflow connection id -> its common-sql hook, its engine, and the connections the
+results store, the usage ledger and a source query use."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_greenapi.sources import InputRow, numbers_from_query
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, engine_names
+from airflow_provider_greenapi.warehouse.ledger import UsageLedger
+from airflow_provider_greenapi.warehouse.store import ResultsStore
+
+_BY_CONN_TYPE = {t: d for d in Dialect for t in d.engine.conn_types}
+# SQLAlchemy dialect names (``hook.dialect_name``) of connection types this provider does not list
+_BY_SQLALCHEMY_NAME = {"sqlite": Dialect.SQLITE, "postgresql": Dialect.POSTGRES, "duckdb": Dialect.DUCKDB,
+                       "mysql": Dialect.MYSQL, "mariadb": Dialect.MYSQL, "snowflake": Dialect.SNOWFLAKE}
+_EXTRAS = {Dialect.POSTGRES: "postgres", Dialect.DUCKDB: "duckdb", Dialect.MYSQL: "mysql",
+           Dialect.SNOWFLAKE: "snowflake"}
+
+
+def _install_hint(conn_type: str | None) -> str:
+    dialect = _BY_CONN_TYPE.get(conn_type or "")
+    extra = _EXTRAS.get(dialect) if dialect else None
+    if extra is None:
+        return ""
+    return f' Install the engine\'s extra: pip install "airflow-provider-greenapi[{extra}]".'
+
+
+def get_db_hook(conn_id: str, role: str) -> Any:
+    """The common-sql hook of ``conn_id``, or a clear error saying what is wrong with it."""
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.sdk import BaseHook
+
+    try:
+        hook = BaseHook.get_hook(conn_id)
+    except Exception as error:
+        try:
+            conn_type = BaseHook.get_connection(conn_id).conn_type
+        except Exception:
+            conn_type = None
+        raise ValueError(f"The {role} connection {conn_id!r} cannot be used: {error}.{_install_hint(conn_type)}") \
+            from None
+    if not isinstance(hook, DbApiHook):
+        raise ValueError(
+            f"The {role} connection {conn_id!r} is of type {type(hook).__name__}, not a SQL database "
+            f"(a common-sql hook of one of the supported engines: {engine_names()})."
+        )
+    return hook
+
+
+def dialect_of(hook: Any, conn_id: str) -> Dialect:
+    """The engine of a common-sql hook: its class's connection type (no connection lookup), else the
+    SQLAlchemy dialect of its URL (``hook.dialect_name``)."""
+    conn_type = getattr(hook, "conn_type", None)
+    if conn_type in _BY_CONN_TYPE:
+        return _BY_CONN_TYPE[conn_type]
+    try:
+        name = hook.dialect_name
+    except Exception:
+        name = None
+    if name in _BY_SQLALCHEMY_NAME:
+        return _BY_SQLALCHEMY_NAME[name]
+    raise ValueError(
+        f"The results table cannot live in connection {conn_id!r} of type {conn_type!r}: supported warehouses "
+        f"are {engine_names()}, each through its Airflow provider (for example "
+        'pip install "airflow-provider-greenapi[duckdb]"). See docs/warehouses.md.'
+    )
+
+
+@dataclass
+class Warehouse:
+    """A results warehouse: an Airflow connection id, its hook and its engine."""
+
+    conn_id: str
+    hook: Any
+    dialect: Dialect
+
+    def connect(self) -> Any:
+        return self.dialect.engine.connect(self.hook)
+
+    def results_store(self, stack: ExitStack, table: str) -> ResultsStore:
+        connection = self.connect()
+        stack.callback(connection.close)
+        return ResultsStore(connection, self.dialect, table)
+
+    def usage_ledger(self, stack: ExitStack, instance_id: str, monthly_quota: int | None, table: str) -> UsageLedger:
+        """The ledger, on its own connection (shared by the checker's threads), closed with ``stack``."""
+        ledger = UsageLedger(self.connect(), self.dialect, instance_id, monthly_quota, table)
+        stack.callback(ledger.close)
+        return ledger
+
+
+def open_warehouse(conn_id: str, role: str = "destination") -> Warehouse:
+    hook = get_db_hook(conn_id, role)
+    return Warehouse(conn_id, hook, dialect_of(hook, conn_id))
+
+
+def in_memory_store(stack: ExitStack, table: str) -> ResultsStore:
+    """A results table that lives only for the task (results go to the XCom): an in-memory SQLite."""
+    memory = sqlite3.connect(":memory:")
+    stack.callback(memory.close)
+    return ResultsStore(memory, Dialect.SQLITE, table)
+
+
+def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | None, key_column: str | None,
+                  chunk_size: int, destination: tuple[str, ResultsStore] | None = None) -> Iterator[InputRow]:
+    """The inputs of a source query, streamed in chunks of ``chunk_size`` rows. ``destination`` is the
+    results' (conn id, store): an engine whose file a task may open once (SQLite) reads through the store's
+    own connection when the source is the same connection."""
+    hook = get_db_hook(conn_id, "source")
+    try:
+        engine = dialect_of(hook, conn_id).engine
+    except ValueError:
+        engine = Engine()  # any other common-sql database can still be read, through its driver's cursor
+    if destination is not None and destination[0] == conn_id and engine.shares_source_connection():
+        connection = destination[1].connection
+    else:
+        connection = engine.source_connection(hook)
+        stack.callback(connection.close)
+    return numbers_from_query(engine.source_cursor(hook, connection), sql, phone_column, key_column, chunk_size)
+
+
+def lineage_name(conn_id: str, table: str) -> tuple[str, str]:
+    """(namespace, name) of a table of connection ``conn_id`` as OpenLineage names datasets."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    dialect = _BY_CONN_TYPE.get(conn.conn_type or "")
+    return (dialect.engine if dialect else Engine()).lineage_name(conn, table)

@@ -1,0 +1,190 @@
+"""What every warehouse engine shares, and the knobs an engine module turns.
+
+The results store and the usage ledger write portable SQL through an :class:`Engine`; each engine module
+(``sqlite.py``, ``postgres.py``, ``duckdb.py``, ``mysql.py``, ``snowflake.py``) subclasses it and overrides
+only what differs for it: types, quoting, the placeholder, the upsert statement, locks, how rows are batched,
+how a connection is opened and how a source query is streamed. Adding an engine means one such module, a
+line in :class:`Dialect`, and its tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import importlib
+import re
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+Row = tuple[Any, ...]
+
+
+class Dialect(str, enum.Enum):
+    """The supported engines, by name; ``.engine`` is the engine module's :class:`Engine`."""
+
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+    DUCKDB = "duckdb"
+    MYSQL = "mysql"
+    SNOWFLAKE = "snowflake"
+
+    @property
+    def engine(self) -> Engine:
+        return _engine(self)
+
+    @property
+    def placeholder(self) -> str:
+        return self.engine.placeholder
+
+
+_ENGINES: dict[Dialect, Engine] = {}
+
+
+def _engine(dialect: Dialect) -> Engine:
+    if dialect not in _ENGINES:
+        module = importlib.import_module(f"airflow_provider_greenapi.warehouse.{dialect.value}")
+        _ENGINES[dialect] = module.ENGINE
+    return _ENGINES[dialect]
+
+
+def check_table_name(name: str) -> list[str]:
+    """The parts of ``name`` (``table`` or ``schema.table``); ValueError unless plain identifiers."""
+    parts = name.split(".") if isinstance(name, str) else []
+    if not 1 <= len(parts) <= 2 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
+        raise ValueError(
+            f"Table name {name!r} is not a plain identifier: use letters, digits and underscores "
+            "(optionally schema.table), starting with a letter or underscore, at most 63 characters."
+        )
+    return parts
+
+
+class Engine:
+    """The generic engine: ANSI SQL with ``INSERT ... ON CONFLICT``, one statement per row through
+    ``executemany``. Subclasses change the class attributes and override the methods that differ."""
+
+    dialect: ClassVar[Dialect]
+    conn_types: ClassVar[tuple[str, ...]]  # Airflow connection types served by this engine
+    placeholder: ClassVar[str] = "%s"
+    timestamp_type: ClassVar[str] = "TIMESTAMP WITH TIME ZONE"
+    boolean_type: ClassVar[str] = "BOOLEAN"
+    text_type: ClassVar[str] = "TEXT"
+    has_indexes: ClassVar[bool] = True  # a secondary index on the queue columns
+    # A cloud warehouse: one statement costs tens of milliseconds or more and DML locks the table, so every
+    # write moves a whole chunk in one statement, and the usage ledger reserves calls in blocks.
+    batched: ClassVar[bool] = False
+    ledger_block: ClassVar[int] = 1  # calls reserved per ledger statement (1: each call, by group commit)
+
+    # --- names and values -------------------------------------------------------------------------------
+
+    def quote(self, identifier: str) -> str:
+        return f'"{identifier}"'
+
+    def table_name(self, name: str) -> str:
+        """``name`` (``table`` or ``schema.table``) quoted for this engine; ValueError unless plain."""
+        return ".".join(self.quote(p) for p in check_table_name(name))
+
+    def key_text_type(self, length: int) -> str:
+        """A text column that is part of a key or an index (MySQL needs a length there)."""
+        return self.text_type
+
+    def to_db_time(self, value: datetime | None) -> Any:
+        return None if value is None else value.astimezone(timezone.utc)
+
+    def from_db_time(self, value: Any) -> datetime | None:
+        """A stored timestamp as an aware UTC datetime (naive values are UTC: that is what was written)."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    # --- connections ------------------------------------------------------------------------------------
+
+    def connect(self, hook: Any) -> Any:
+        """A new DB-API connection from the connection's common-sql hook, not in autocommit mode."""
+        return hook.get_conn()
+
+    def source_connection(self, hook: Any) -> Any:
+        """The connection a source query runs on (closed by the caller)."""
+        return hook.get_conn()
+
+    def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
+        """A factory of cursors that stream a source query's rows in batches (``fetchmany``)."""
+        return connection.cursor
+
+    def shares_source_connection(self) -> bool:
+        """True when a source on the results' own connection must reuse the store's connection."""
+        return False
+
+    def end_read(self, connection: Any) -> None:
+        """Called after a statement sequence that only read: engines that hold a file lock release it."""
+
+    def lineage_name(self, conn: Any, table: str) -> tuple[str, str]:
+        """(namespace, name) of ``table`` as OpenLineage names datasets of this engine."""
+        return f"{conn.conn_type}://{conn.host or conn.conn_id}", table
+
+    # --- schema -----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def schema_lock(self, cursor: Any, table: str) -> Iterator[None]:
+        """Serialise this task's CREATE ... IF NOT EXISTS of ``table`` with other tasks' (see postgres.py)."""
+        yield
+
+    def index_missing(self, cursor: Any, table: str, index: str) -> bool:
+        """False when ``index`` of ``table`` exists (engines whose CREATE INDEX IF NOT EXISTS would wait)."""
+        return True
+
+    def create_index_sql(self, table: str, index: str, columns: Sequence[str]) -> str:
+        return f"CREATE INDEX IF NOT EXISTS {self.quote(index)} ON {self.table_name(table)} ({', '.join(columns)})"
+
+    def present_columns(self, cursor: Any, table: str) -> set[str]:
+        cursor.execute(f"SELECT * FROM {self.table_name(table)} WHERE 1 = 0")
+        names = {str(d[0]).lower() for d in cursor.description or ()}
+        cursor.fetchall()
+        return names
+
+    # --- writes -----------------------------------------------------------------------------------------
+
+    def upsert(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], rows: list[Row]) -> None:
+        """Insert ``rows`` (in ``columns`` order), replacing every non-key column of a row whose key exists."""
+        if not rows:
+            return
+        marks = ", ".join([self.placeholder] * len(columns))
+        sql = (f"INSERT INTO {self.table_name(table)} ({', '.join(columns)}) VALUES ({marks}) "
+               f"{self.on_conflict_update(key, [c for c in columns if c not in key])}")
+        cursor.executemany(sql, rows)
+
+    def on_conflict_update(self, key: Sequence[str], updates: Sequence[str]) -> str:
+        return (f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in updates))
+
+    def insert_missing(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], row: Row) -> None:
+        """Insert one row unless its key exists."""
+        marks = ", ".join([self.placeholder] * len(columns))
+        cursor.execute(
+            f"INSERT INTO {self.table_name(table)} ({', '.join(columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({', '.join(key)}) DO NOTHING",
+            row,
+        )
+
+    def update_matching(self, cursor: Any, table: str, match: str, not_null: str,
+                        groups: Sequence[tuple[Sequence[str], Sequence[str], list[Row]]]) -> None:
+        """For each group ``(columns, constants, rows)``: every row whose ``match`` column equals a row's last
+        value gets ``columns`` set to the row's other values and the
+        ``constants`` (``"column = SQL"``) applied, among the rows whose ``not_null`` column is set."""
+        p = self.placeholder
+        for columns, constants, rows in groups:
+            if rows:
+                sets = ", ".join([*(f"{c} = {p}" for c in columns), *constants])
+                cursor.executemany(
+                    f"UPDATE {self.table_name(table)} SET {sets} WHERE {match} = {p} AND {not_null} IS NOT NULL", rows
+                )
+
+
+def engine_names() -> str:
+    return ", ".join(d.value for d in Dialect)

@@ -1,0 +1,43 @@
+"""SQLite, the embedded default: text timestamps, integer booleans, one file shared by source and results."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
+
+_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # sorts as text in time order
+
+
+class SQLiteEngine(Engine):
+    dialect = Dialect.SQLITE
+    conn_types = ("sqlite",)
+    placeholder = "?"
+    timestamp_type = "TEXT"
+    boolean_type = "INTEGER"
+
+    def to_db_time(self, value: datetime | None) -> Any:
+        return None if value is None else value.astimezone(timezone.utc).strftime(_TIME)
+
+    def connect(self, hook: Any) -> Any:
+        """The file of the connection, usable from several threads (the ledger's is), waiting up to 60 s for
+        another writer's lock instead of failing at once."""
+        uri = hook.get_uri().replace("sqlite:///", "file:")
+        return sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
+
+    def lineage_name(self, conn: Any, table: str) -> tuple[str, str]:
+        return f"sqlite://{conn.host}", table
+
+    def shares_source_connection(self) -> bool:
+        return True  # one file read and written by two connections of one task would lock itself out
+
+    def create_index_sql(self, table: str, index: str, columns: Sequence[str]) -> str:
+        schema, _, base = table.rpartition(".")  # SQLite qualifies the index, not the table
+        name = f"{self.quote(schema)}.{self.quote(index)}" if schema else self.quote(index)
+        return f"CREATE INDEX IF NOT EXISTS {name} ON {self.quote(base)} ({', '.join(columns)})"
+
+
+ENGINE = SQLiteEngine()
