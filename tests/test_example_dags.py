@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_greenapi._compat import AIRFLOW_LINE
 from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from tests.airflow_cli import AIRFLOW, migrate, task_tries
@@ -81,10 +80,6 @@ def xcom_example_numbers() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.matrix
-@pytest.mark.xfail(AIRFLOW_LINE == (3, 2), raises=AssertionError, strict=False, reason=(
-    "Airflow 3.2.2's `airflow dags test` fails before any task code runs: its in-process execution API "
-    "does not wait for its own start-up (\"'State' object has no attribute 'svcs_registry'\"; with today's "
-    "fastapi 0.165/cadwyn 9 it fails earlier, 'TITerminalStatePayload needs a discriminator'). Fixed in 3.3."))
 def test_the_daily_example_writes_the_warehouse(airflow_home, emulator, tmp_path):
     warehouse = tmp_path / "warehouse.db"
     numbers = [f"+1 212 555 {i:04d}" for i in range(12)]
