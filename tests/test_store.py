@@ -164,7 +164,7 @@ def test_a_table_of_an_older_version_gets_the_lid_column(warehouse):
     fresh.ensure_table()
     cursor = connection.cursor()
     cursor.execute("ALTER TABLE whatsapp_checks RENAME COLUMN whatsapp_lid TO chat_id")  # the older shape
-    p, now = warehouse.dialect.placeholder, warehouse.dialect.to_db_time(NOW)
+    p, now = warehouse.dialect.placeholder, warehouse.dialect.engine.to_db_time(NOW)
     cursor.executemany(
         f"INSERT INTO whatsapp_checks (phone_number, source_key, status, chat_id, updated_at) VALUES ({p}, '', "
         f"'exists', {p}, {p})",
