@@ -250,7 +250,7 @@ def test_an_incompatible_results_table_fails_at_once(greenapi_conn, warehouse, e
 def test_a_source_query_on_a_missing_table_fails_at_once(greenapi_conn, warehouse, context):
     operator = CheckWhatsappOperator(task_id="check", sql="SELECT phone FROM no_such_contacts",
                                      source_conn_id="warehouse", destination_conn_id="warehouse")
-    with pytest.raises(AirflowFailException, match="(?i)no_such_contacts"):  # Snowflake says NO_SUCH_CONTACTS
+    with pytest.raises(AirflowFailException, match=r"(?i)no_such_contacts"):  # Snowflake says NO_SUCH_CONTACTS
         operator.execute(context)
 
 
