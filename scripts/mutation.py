@@ -140,7 +140,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              (f"{INVARIANTS}::test_no_provider_thread_outlives_a_failing_run",)),
     # --- store: freshness, upsert key, the queue ----------------------------------------------------------
     Mutation("store: a queue page lists each number once", f"{PKG}/warehouse/store.py",
-             "page = list(dict.fromkeys(r[1] for r in records))", "page = [r[1] for r in records]",
+             "yield list(dict.fromkeys(r[1] for r in records))", "yield [r[1] for r in records]",
              (f"{INVARIANTS}::test_a_number_staged_in_two_chunks_is_requested_once_though_results_were_committed_between",)),
     Mutation("store: an answer older than its window is not fresh", f"{PKG}/warehouse/store.py",
              "if cutoff is None or checked is None or checked < cutoff:", "if cutoff is None or checked is None:",
@@ -152,7 +152,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("store: rows are keyed by (phone_number, source_key)", f"{PKG}/warehouse/store.py",
              '_KEY = ("phone_number", "source_key")', '_KEY = ("phone_number",)', (STORE,)),
     Mutation("store: an answer clears the number from the queue", f"{PKG}/warehouse/store.py",
-             'run_id = {p}, queued_at = NULL"', 'run_id = {p}, queued_at = queued_at"', (STORE,)),
+             '["detail = NULL", "queued_at = NULL"], answered)', '["detail = NULL"], answered)', (STORE,)),
     Mutation("store: a number the run has seen is a duplicate", f"{PKG}/warehouse/store.py",
              "            if normalized.digits is not None:\n                seen.add(normalized.digits)",
              "            if False:\n                seen.add(normalized.digits)", (STORE,)),
