@@ -55,7 +55,7 @@ def test_a_number_in_flight_is_not_taken_again_from_the_next_queue_page(emulator
     monkeypatch.setattr(ResultsStore, "queued_numbers", partialmethod(ResultsStore.queued_numbers, page_size=2))
     emulator.inject_faults(ID_INSTANCE, FaultPlan(latency_ms=300))
     twice, first, second = "79170000000", "79170000001", "79170000002"
-    harness = Harness(emulator, warehouse, max_in_flight=1)
+    harness = Harness(emulator, warehouse, max_in_flight=3)  # page 2 is read while page 1 is in flight
     summary = harness.run([twice, first, second, twice], keys=["a", "b", "c", "d"], clock=_ticking_clock(),
                           chunk_size=2, commit_interval=60.0)
     assert emulator.requested_numbers(ID_INSTANCE) == {twice: 1, first: 1, second: 1}
