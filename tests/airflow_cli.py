@@ -3,6 +3,7 @@ loopback port, and waiting for a server the tests started to answer."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import subprocess
@@ -18,6 +19,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def example_dags_home(home: Path) -> dict[str, str]:
+    """The environment of a migrated throwaway Airflow home in ``home`` whose DAG folder is the examples'."""
+    dags = Path(__file__).resolve().parent.parent / "dags"
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    migrate(env)
+    return env
 
 
 def migrate(env: dict[str, str], timeout: float = 600) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_cli import AIRFLOW, migrate
+from tests.airflow_cli import AIRFLOW, example_dags_home
 from tests.conftest import ID_INSTANCE, TOKEN, engine_params, make_warehouse
 from tests.engine_support import ENGINES, refusal
 
@@ -29,11 +29,7 @@ CONTACTS = [(i + 1, f"c{i}", n) for i, n in enumerate([*NUMBERS, NUMBERS[0], "ju
 
 @pytest.fixture(scope="module")
 def airflow_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow-engines-e2e")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    migrate(env)
-    return env
+    return example_dags_home(tmp_path_factory.mktemp("airflow-engines-e2e"))
 
 
 def dags_test(env: dict[str, str], engine: str, log: Path, timeout: float = 420) -> str:

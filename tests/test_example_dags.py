@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
-from tests.airflow_cli import AIRFLOW, migrate, task_tries
+from tests.airflow_cli import AIRFLOW, example_dags_home, task_tries
 from tests.conftest import ID_INSTANCE, TOKEN, greenapi_connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,11 +30,7 @@ def test_dag_bag_has_no_import_errors():
 
 @pytest.fixture(scope="module")
 def airflow_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow-e2e")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    migrate(env)
-    return env
+    return example_dags_home(tmp_path_factory.mktemp("airflow-e2e"))
 
 
 def dags_test(env: dict[str, str], dag_id: str) -> str:
