@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the engines' test servers live in tests/
 
 from tests import mariadb_server, postgres_server, snowflake_server  # noqa: E402
-from tests.engine_support import ENGINES, refusal  # noqa: E402
+from tests.engine_support import ENGINES, installed, refusal  # noqa: E402
 
 SOURCE_CONN_ID = "contacts_source"
 RATE = 10.0
@@ -47,13 +47,7 @@ class Skip(Exception):
 
 
 def _require(module: str, extra: str) -> None:
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ImportError:
-        found = False
-    if not found:
+    if not installed(module):
         raise Skip(f"{module} is not installed (pip install '.[{extra}]' or scripts/install-engine-test-deps.sh)")
 
 

@@ -7,7 +7,6 @@ reason when its server or provider is missing here."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sqlite3
@@ -25,7 +24,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator, airflow_connection
 from airflow_provider_greenapi.warehouse import Dialect
 from tests import mariadb_server, snowflake_server
-from tests.engine_support import ENGINES, PLACEHOLDERS
+from tests.engine_support import ENGINES, PLACEHOLDERS, installed
 from tests.mariadb_server import MariaDBCluster, MariaDBServer
 from tests.postgres_server import PostgresCluster, PostgresServer, why_unavailable
 from tests.snowflake_server import FakesnowServer
@@ -175,11 +174,7 @@ def _new_pg_database(server: PostgresServer) -> str:
 
 
 def _require(module: str, extra: str) -> None:
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ImportError:
-        found = False
-    if not found:
+    if not installed(module):
         pytest.skip(f"{extra} tests skipped: {module} is not installed "
                     f"(pip install '.[{extra}]' or scripts/install-engine-test-deps.sh)")
 

@@ -3,11 +3,20 @@ placeholders, and how to tell the provider's refusal of an engine it does not su
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 ENGINES = ("sqlite", "postgres", "duckdb", "mysql", "snowflake")
 PLACEHOLDERS = {"sqlite": "?", "duckdb": "?", "postgres": "%s", "mysql": "%s", "snowflake": "%s"}
 _REFUSAL = re.compile(r"supported (?:warehouses|engines) are[^\n]*")
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` (an engine's driver or provider) can be imported here."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a missing parent package
+        return False
 
 
 def refusal(output: str, engine: str) -> str | None:
