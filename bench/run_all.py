@@ -30,7 +30,7 @@ PACED_GOAL = 0.95  # of the configured 10/s
 LATENCY_GOAL = 0.95  # issue 15: of the configured pace, at every answer time of the sweep
 # "The provider's own work should cost a small fraction of the HTTP work": at most +25% CPU per number over
 # the bare requests loop, and at least 80% of its throughput.
-OVERHEAD_THROUGHPUT_GOAL = 0.8
+OVERHEAD_THROUGHPUT_GOAL = 0.9  # issue 15: with the usage ledger, on a default-journal SQLite file
 OVERHEAD_CPU_GOAL = 1.25
 MEMORY_GOAL_RATIO, MEMORY_GOAL_MIB = 1.25, 50.0
 SCALE_OUT_EFFICIENCY = 0.875  # issue 10: 4 instances reach at least 3.5x the throughput of one

@@ -160,7 +160,12 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("ledger: the monthly quota caps the count", f"{PKG}/warehouse/ledger.py",
              'cap = f" AND calls < {p}" if', 'cap = f" AND calls < {p} + 1" if', (LEDGER,)),
     Mutation("ledger: a refused reservation is refused", f"{PKG}/warehouse/ledger.py",
-             "granted.append(cursor.rowcount == 1)", "granted.append(True)", (LEDGER,)),
+             "                if cursor.rowcount != 1:\n                    break",
+             "                if False:\n                    break", (LEDGER,)),
+    Mutation("ledger: calls counted and not sent are given back at close", f"{PKG}/warehouse/ledger.py",
+             "            if month is not None and unsent:", "            if False:", (LEDGER,)),
+    Mutation("ledger: calls are counted ahead only when commits are the bottleneck", f"{PKG}/warehouse/ledger.py",
+             "        if during_one_commit < self.threshold:", "        if during_one_commit < 0:", (LEDGER,)),
     Mutation("ledger: a 466 raises the count to what GREEN-API reports", f"{PKG}/warehouse/ledger.py",
              "calls = CASE WHEN calls < {p} THEN {p} ELSE calls END", "calls = calls", (LEDGER,)),
     # --- numbers: a quirk rule, masking -------------------------------------------------------------------

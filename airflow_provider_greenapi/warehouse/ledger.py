@@ -1,20 +1,27 @@
 """The monthly usage ledger: checkWhatsapp calls per instance and calendar month (UTC), in the warehouse.
 
 GREEN-API offers no call that tells the quota left, so the provider counts its own calls. Each call is
-counted and committed *before* it is sent, by an atomic UPDATE that also enforces the monthly quota, so a
-crash never forgets spending, and parallel tasks (several processes or workers) cannot overshoot. Threads
-of one task share commits (group commit), which keeps the ledger cheap at high request rates.
+counted and committed *before* it is sent, by UPDATEs capped at the monthly quota, so a crash never forgets
+spending and parallel tasks (several processes or workers) cannot overshoot together.
 
-On a batched (cloud) engine, where each statement is slow and billed, calls are reserved in blocks of the
-engine's ``ledger_block``: one compare-and-set UPDATE counts a whole block before any of its calls is sent,
-never above the quota; the calls left unsent are given back at ``close()``. A crash may therefore over-count
-by at most one block, never under-count.
+The ledger hands calls out of a pool of calls it has counted and not yet sent, and refills it with one
+commit for many calls. A thread that finds the pool empty refills it for itself and every thread waiting
+(group commit). When commits are the bottleneck (a commit lasts as long as two sends or more, as on a SQLite
+file at hundreds of checks a second), it also counts ahead: as many calls as are sent during one commit,
+refilled in the background before the pool runs dry (:class:`ReserveAhead`). On a batched (cloud) engine,
+where each statement is slow and billed, a refill counts at least the engine's ``ledger_block``. Whatever
+is left unsent is given back at :meth:`UsageLedger.close`; a crash may leave the ledger over-counted by that
+pool (never under-counted). At a real instance's pace on a transactional engine the pool stays empty, and
+the ledger is exact after a crash too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +31,8 @@ from airflow_provider_greenapi.errors import QuotaBudgetExhausted
 from airflow_provider_greenapi.warehouse.engine import Dialect
 
 DEFAULT_USAGE_TABLE = "greenapi_usage"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,12 +49,32 @@ class MonthlyUsage:
         return None if self.quota is None else max(0, self.quota - self.calls)
 
 
-@dataclass
-class _Reservation:
-    """One thread's request to count a call: granted (True/False) or failed, once its commit is done."""
+@dataclass(frozen=True)
+class ReserveAhead:
+    """How many calls the ledger counts ahead of the sends, from the sends per second and the commit time.
 
-    granted: bool | None = None
-    error: BaseException | None = None
+    Nothing while a commit is short against the time between two sends (a real instance's 10/s on any
+    transactional engine): then every call is counted right before it is sent, and the ledger is exact even
+    after a crash. When a commit lasts as long as ``threshold`` sends or more, the ledger is what slows the
+    run down, and it counts ahead twice as many calls as are sent during one commit (up to ``max_calls``), so that
+    the next refill commits while those are sent.
+    """
+
+    threshold: float = 2.0
+    headroom: float = 2.0  # jitter: the next commit may take longer, the sends may come faster
+    max_calls: int = 256
+
+    def calls(self, sends_per_second: float, commit_seconds: float, slowest_commit_seconds: float = 0.0) -> int:
+        """``commit_seconds``: the commit that spanned the time the sends were measured over (so that one
+        thread that only waits for the ledger never counts as two); ``slowest_commit_seconds``: the slowest
+        recent one, which the calls counted ahead must outlast."""
+        if sends_per_second * commit_seconds < self.threshold:
+            return 0
+        during_one_commit = sends_per_second * max(commit_seconds, slowest_commit_seconds)
+        return min(self.max_calls, math.ceil(self.headroom * during_one_commit))
+
+
+NO_RESERVE_AHEAD = ReserveAhead(threshold=math.inf)
 
 
 def _utc_now() -> datetime:
@@ -67,6 +96,7 @@ class UsageLedger:
         monthly_quota: int | None = None,
         table: str = DEFAULT_USAGE_TABLE,
         clock: Callable[[], datetime] = _utc_now,
+        reserve_ahead: ReserveAhead = ReserveAhead(),
     ) -> None:
         self.connection = connection
         self.dialect = dialect
@@ -74,16 +104,25 @@ class UsageLedger:
         self.monthly_quota = monthly_quota
         self.table_name = table
         self.engine = dialect.engine
+        self.reserve_ahead = reserve_ahead
         self._table = self.engine.table_name(table)
         self._p = self.engine.placeholder
         self._clock = clock
         self._lock = threading.Lock()  # the connection: one statement sequence at a time
-        self._group = threading.Condition()  # reservations waiting for the next group commit
-        self._waiting: list[_Reservation] = []
-        self._committing = False
         self._months_with_row: set[str] = set()
-        self._block = self.engine.ledger_block
-        self._held: tuple[str, int] | None = None  # (month, calls) counted in the ledger, not yet sent
+        # The pool: calls counted in the ledger for ``_pool_month`` and not sent yet. Guarded by ``_pool_changed``.
+        self._pool_changed = threading.Condition()
+        self._pool = 0
+        self._pool_month: str | None = None
+        self._refilling = False
+        self._wanting = 0  # threads waiting for a call
+        self._ahead = 0  # calls counted ahead of the sends (ReserveAhead), refilled before the pool runs dry
+        self._taken_since_refill = 0
+        self._last_refill = time.monotonic()
+        self._last_commit_seconds = 0.0
+        self._slowest_commit_seconds = 0.0
+        self._prefetcher: threading.Thread | None = None
+        self._closed = False
 
     def ensure_table(self) -> None:
         engine = self.engine
@@ -105,37 +144,91 @@ class UsageLedger:
         return self._clock().astimezone(timezone.utc).strftime("%Y-%m")
 
     def reserve_call(self, method: str = "checkWhatsapp") -> None:
-        """Count one call about to be sent, committed before this returns; QuotaBudgetExhausted when the
-        monthly quota is reached.
+        """Take one call about to be sent out of the pool of counted calls; QuotaBudgetExhausted when the
+        monthly quota is reached. Each call taken was committed in the ledger before this returns."""
+        month = self.month()
+        with self._pool_changed:
+            self._wanting += 1
+            try:
+                while self._pool == 0 or self._pool_month != month:
+                    if self._refilling:
+                        self._pool_changed.wait()
+                    elif self._refill(month) == 0 and self._pool == 0:
+                        break
+                else:
+                    self._pool -= 1
+                    self._taken_since_refill += 1
+                    if self._pool <= self._ahead and not self._refilling:
+                        self._start_prefetcher()
+                    return
+            finally:
+                self._wanting -= 1
+        self._refuse(method)
 
-        Group commit: calls from other threads that arrive while a commit is running are counted together
-        in the next one, each by its own capped UPDATE, under a single commit. A commit (an fsync) costs far
-        more than an UPDATE, so concurrent senders share it, and still no call is sent before its count is
-        stored.
-        """
-        if self._block > 1:
-            self._reserve_from_block(method)
+    def _refill(self, month: str) -> int:
+        """Count calls into the pool with one commit: one for each waiting thread plus twice what is counted
+        ahead, at least the engine's block. Called and returns with ``_pool_changed`` held; releases it while
+        the database works. The calls counted (0: the quota is reached)."""
+        self._refilling = True
+        stale = (self._pool_month, self._pool) if self._pool_month != month else None
+        if stale is not None:
+            self._pool, self._pool_month = 0, month
+        wanted = max(self.engine.ledger_block, self._wanting + 2 * self._ahead - self._pool)
+        taken, since = self._taken_since_refill, self._last_refill
+        self._taken_since_refill, self._last_refill = 0, time.monotonic()
+        counted = 0
+        self._pool_changed.release()
+        try:
+            with self._lock:
+                if stale is not None and stale[0] is not None:
+                    self._give_back(stale[0], stale[1])
+                started = time.monotonic()
+                counted = self._count_calls(month, wanted)
+                elapsed = time.monotonic() - started
+        finally:
+            self._pool_changed.acquire()
+            self._refilling = False
+            self._pool += counted
+            self._pool_changed.notify_all()
+        # The sends since the last refill began were made while that refill committed; the slowest recent
+        # commit (decaying) sizes what is counted ahead: a commit's time varies (fsync, another's lock).
+        rate = taken / max(self._last_refill - since, 1e-6)
+        previous, self._last_commit_seconds = self._last_commit_seconds, elapsed
+        self._slowest_commit_seconds = max(elapsed, 0.8 * self._slowest_commit_seconds)
+        # Near the quota (fewer counted than asked) each call is counted as it goes: what is left stays open
+        # to the other tasks sharing the ledger.
+        # Once counting ahead, the slowest commit decides whether to go on (the commits are still the
+        # bottleneck when one is fast); to begin, the commit the sends actually waited for.
+        spanned = self._slowest_commit_seconds if self._ahead else previous
+        self._ahead = (self.reserve_ahead.calls(rate, spanned, self._slowest_commit_seconds)
+                       if counted == wanted else 0)
+        return counted
+
+    def _start_prefetcher(self) -> None:
+        """Refill in the background while the pool's last calls are sent (only when counting ahead)."""
+        if self._ahead == 0 or self._closed:
             return
-        request = _Reservation()
-        with self._group:
-            self._waiting.append(request)
-            while request.granted is None and request.error is None:
-                if self._committing:
-                    self._group.wait()
+        if self._prefetcher is None:
+            self._prefetcher = threading.Thread(target=self._prefetch, name="greenapi-ledger", daemon=True)
+            self._prefetcher.start()
+        self._pool_changed.notify_all()
+
+    def _prefetch(self) -> None:
+        """The background refills; the thread ends at close or after a second with nothing to do (a ledger
+        nobody closes keeps no thread)."""
+        with self._pool_changed:
+            while not self._closed:
+                if self._ahead and self._pool <= self._ahead and not self._refilling:
+                    try:
+                        self._refill(self.month())
+                    except Exception as error:  # the next reserve_call meets the error itself
+                        log.warning("The usage ledger could not count calls ahead (%s); counting each call.",
+                                    error)
+                        self._ahead = 0
                     continue
-                batch, self._waiting = self._waiting, []
-                self._committing = True
-                self._group.release()
-                try:
-                    self._count(batch)
-                finally:
-                    self._group.acquire()
-                    self._committing = False
-                    self._group.notify_all()
-        if request.error is not None:
-            raise request.error
-        if not request.granted:
-            self._refuse(method)
+                if not self._pool_changed.wait(timeout=1.0):
+                    break
+            self._prefetcher = None
 
     def _refuse(self, method: str) -> None:
         usage = self.usage()
@@ -145,25 +238,45 @@ class UsageLedger:
             method=method,
         )
 
-    def _reserve_from_block(self, method: str) -> None:
-        """Take one call from the block this ledger holds, counting a new block when it is spent."""
-        with self._lock:
-            month = self.month()
-            if self._held is not None and (self._held[0] != month or self._held[1] == 0):
-                self._give_back()
-            if self._held is None:
-                self._held = (month, self._count_block(month))
-            granted = self._held[1] > 0
-            if granted:
-                self._held = (month, self._held[1] - 1)
-        if not granted:
-            self._refuse(method)
-
-    def _count_block(self, month: str) -> int:
-        """Count up to one block in the ledger, as much as the quota leaves; the size counted (0: none).
-        Compare-and-set on the count read, so concurrent tasks never count past the quota together."""
+    def _count_calls(self, month: str, wanted: int) -> int:
+        """Count up to ``wanted`` calls in the ledger, as many as the quota leaves, in one commit; the number
+        counted. A batched engine does it in one compare-and-set statement, the others by capped ``calls + 1``
+        UPDATEs inside one transaction (cheap, and never past the quota whoever else counts meanwhile)."""
+        self._ensure_row(month)
+        if self.engine.ledger_block > 1:
+            return self._count_block(month, wanted)
         p = self._p
-        self._ensure_row()
+        cap = f" AND calls < {p}" if self.monthly_quota is not None else (
+            " AND (reported_total IS NULL OR calls < reported_total)"
+        )
+        params: list[Any] = [self.engine.to_db_time(self._clock()), self.instance_id, month]
+        if self.monthly_quota is not None:
+            params.append(self.monthly_quota)
+        counted = 0
+        cursor = self.connection.cursor()
+        try:
+            for _ in range(wanted):
+                cursor.execute(
+                    f"UPDATE {self._table} SET calls = calls + 1, updated_at = {p} "
+                    f"WHERE instance_id = {p} AND month = {p}{cap}",
+                    params,
+                )
+                if cursor.rowcount != 1:
+                    break
+                counted += 1
+            self.connection.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.connection.rollback()
+            raise
+        finally:
+            cursor.close()
+        return counted
+
+    def _count_block(self, month: str, wanted: int) -> int:
+        """Count up to ``wanted`` calls with one compare-and-set UPDATE on the count read, retried when
+        another task counted meanwhile, so concurrent tasks never count past the quota together."""
+        p = self._p
         while True:
             cursor = self.connection.cursor()
             try:
@@ -173,7 +286,7 @@ class UsageLedger:
                 )
                 calls, total = cursor.fetchone()
                 cap = self.monthly_quota if self.monthly_quota is not None else total
-                size = self._block if cap is None else max(0, min(self._block, int(cap) - int(calls)))
+                size = wanted if cap is None else max(0, min(wanted, int(cap) - int(calls)))
                 if size == 0:
                     self.connection.commit()
                     return 0
@@ -189,61 +302,25 @@ class UsageLedger:
             if counted:
                 return size
 
-    def _give_back(self) -> None:
-        """Uncount the calls of the held block that were never sent (at close, or when the month turns)."""
-        held, self._held = self._held, None
-        if held is None or held[1] == 0:
+    def _give_back(self, month: str, calls: int) -> None:
+        """Uncount calls that were counted and never sent (at close, or when the month turns)."""
+        if calls == 0:
             return
         p = self._p
         self._execute(
             f"UPDATE {self._table} SET calls = calls - {p} WHERE instance_id = {p} AND month = {p} AND calls >= {p}",
-            (held[1], self.instance_id, held[0], held[1]),
+            (calls, self.instance_id, month, calls),
         )
         self.connection.commit()
 
-    def _count(self, batch: list[_Reservation]) -> None:
-        """One capped ``calls + 1`` per reservation, one commit for all; the outcome goes to each."""
-        p = self._p
-        try:
-            with self._lock:
-                month = self._ensure_row()
-                cap = f" AND calls < {p}" if self.monthly_quota is not None else (
-                    " AND (reported_total IS NULL OR calls < reported_total)"
-                )
-                params: list[Any] = [self.engine.to_db_time(self._clock()), self.instance_id, month]
-                if self.monthly_quota is not None:
-                    params.append(self.monthly_quota)
-                cursor = self.connection.cursor()
-                try:
-                    granted = []
-                    for _ in batch:
-                        cursor.execute(
-                            f"UPDATE {self._table} SET calls = calls + 1, updated_at = {p} "
-                            f"WHERE instance_id = {p} AND month = {p}{cap}",
-                            params,
-                        )
-                        granted.append(cursor.rowcount == 1)
-                finally:
-                    cursor.close()
-                self.connection.commit()
-        except BaseException as error:  # every waiter of the batch learns the outcome, or it would wait forever
-            with contextlib.suppress(Exception):
-                self.connection.rollback()
-            for request in batch:
-                request.error = error
-            if not isinstance(error, Exception):
-                raise
-            return
-        for request, ok in zip(batch, granted, strict=True):
-            request.granted = ok
-
     def record_reported(self, used: int | None, total: int | None) -> None:
-        """Store what a 466 answer said; the count never goes below what GREEN-API reports as used. A block
-        this ledger holds is dropped (still counted): GREEN-API's figure is the truth now."""
+        """Store what a 466 answer said; the count never goes below what GREEN-API reports as used. The pool
+        is dropped (still counted): GREEN-API's figure is the truth now."""
         p = self._p
+        with self._pool_changed:
+            self._pool, self._ahead = 0, 0
         with self._lock:
-            self._held = None
-            month = self._ensure_row()
+            month = self._ensure_row(self.month())
             self._execute(
                 f"UPDATE {self._table} SET reported_used = {p}, reported_total = {p}, updated_at = {p}, "
                 f"calls = CASE WHEN calls < {p} THEN {p} ELSE calls END WHERE instance_id = {p} AND month = {p}",
@@ -253,6 +330,7 @@ class UsageLedger:
             self.connection.commit()
 
     def usage(self) -> MonthlyUsage:
+        """This month's calls as spent: the ledger's count less this ledger's calls counted and not sent."""
         p = self._p
         month = self.month()
         with self._lock:
@@ -267,21 +345,32 @@ class UsageLedger:
             finally:
                 cursor.close()
             self.connection.commit()  # end the read transaction: never hold a lock between calls
-            held = self._held[1] if self._held is not None and self._held[0] == month else 0
+        with self._pool_changed:
+            unsent = self._pool if self._pool_month == month else 0
         calls, used, total = row if row else (0, None, None)
-        calls = int(calls) - held  # this ledger's unsent block is not spent
         quota = self.monthly_quota if self.monthly_quota is not None else total
-        return MonthlyUsage(self.instance_id, month, int(calls), quota, used, total)
+        return MonthlyUsage(self.instance_id, month, int(calls) - unsent, quota, used, total)
 
     def close(self) -> None:
+        """Stop counting ahead, give back the calls counted and not sent, close the connection."""
+        with self._pool_changed:
+            self._closed = True
+            self._pool_changed.notify_all()
+            while self._refilling:
+                self._pool_changed.wait()
+            unsent, self._pool = self._pool, 0
+            month = self._pool_month
+            prefetcher = self._prefetcher
         try:
-            with self._lock:
-                self._give_back()
+            if prefetcher is not None:
+                prefetcher.join()
+            if month is not None and unsent:
+                with self._lock:
+                    self._give_back(month, unsent)
         finally:
             self.connection.close()
 
-    def _ensure_row(self) -> str:
-        month = self.month()
+    def _ensure_row(self, month: str) -> str:
         if month not in self._months_with_row:
             cursor = self.connection.cursor()
             try:
