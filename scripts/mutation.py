@@ -165,7 +165,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("ledger: calls counted and not sent are given back at close", f"{PKG}/warehouse/ledger.py",
              "            if month is not None and unsent:", "            if False:", (LEDGER,)),
     Mutation("ledger: calls are counted ahead only when commits are the bottleneck", f"{PKG}/warehouse/ledger.py",
-             "        if during_one_commit < self.threshold:", "        if during_one_commit < 0:", (LEDGER,)),
+             "        if sends_per_second * commit_seconds < self.threshold:",
+             "        if sends_per_second * commit_seconds < 0:", (LEDGER,)),
     Mutation("ledger: a 466 raises the count to what GREEN-API reports", f"{PKG}/warehouse/ledger.py",
              "calls = CASE WHEN calls < {p} THEN {p} ELSE calls END", "calls = calls", (LEDGER,)),
     # --- numbers: a quirk rule, masking -------------------------------------------------------------------
