@@ -27,7 +27,8 @@ _SETTING = "greenapi_setting"
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting as the form shows it and the code checks it. ``name`` and ``kind`` come from its field."""
+    """One setting as the form shows it and the code checks it. ``name``, ``kind`` and ``owner`` (the dataclass
+    it feeds) come from its field."""
 
     label: str
     help: str
@@ -39,6 +40,7 @@ class Setting:
     bounds: str = ""  # why the bounds are where they are
     name: str = ""
     kind: type = str
+    owner: type | None = None
 
     @property
     def allowed(self) -> str:
@@ -121,7 +123,7 @@ def settings_of(owner: type) -> tuple[Setting, ...]:
     if owner not in _FOUND:
         hints = get_type_hints(owner)
         _FOUND[owner] = tuple(
-            replace(item.metadata[_SETTING], name=item.name,
+            replace(item.metadata[_SETTING], name=item.name, owner=owner,
                     kind=next((k for k in get_args(hints[item.name]) if k is not type(None)), hints[item.name]))
             for item in fields(owner))
     return _FOUND[owner]

@@ -51,6 +51,8 @@ ERRORS = "tests/test_errors.py"
 STORE = "tests/test_store.py"
 LEDGER = "tests/test_ledger.py"
 NUMBERS = "tests/test_numbers.py"
+SETTINGS = "tests/test_settings.py"
+HOOK = "tests/test_hook.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- errors: what is retried, what stops a run --------------------------------------------------------
@@ -88,6 +90,19 @@ MUTATIONS: tuple[Mutation, ...] = (
              "delay = min(error.retry_after, self.settings.retry_backoff_max)", "delay = 0.0", (CLIENT,)),
     Mutation("client: Retry-After pauses the shared pacer", f"{PKG}/client.py",
              "self._limiters[error.method].pause(delay)", "self._limiters[error.method].pause(0.0)", (CLIENT,)),
+    # --- settings: the form and the code accept the same values --------------------------------------------
+    Mutation("settings: a value beyond its upper bound is refused", f"{PKG}/settings.py",
+             "        if not low <= value <= high:", "        if not low <= value:", (SETTINGS,)),
+    Mutation("settings: the form's bounds are the code's", f"{PKG}/settings.py",
+             'schema["maximum"] = self.maximum', 'schema["maximum"] = self.maximum * 2', (SETTINGS,)),
+    Mutation("settings: an extra left empty takes the default", f"{PKG}/settings.py",
+             '        if value is None or value == "":', "        if value is None:", (SETTINGS,)),
+    Mutation("settings: the task's argument overrides the connection", f"{PKG}/settings.py",
+             '        if value is None:\n            source, value = "extra"',
+             '        if True:\n            source, value = "extra"', (SETTINGS,)),
+    Mutation("settings: every client setting is read from the connection", f"{PKG}/settings.py",
+             "            for item in fields(owner))", "            for item in fields(owner)[:-2])",
+             (SETTINGS, HOOK)),
     # --- rate limiter: the pace ---------------------------------------------------------------------------
     Mutation("rate limiter: slots are 1/rate apart (not twice the rate)", f"{PKG}/rate_limit.py",
              "self._next_slot = slot + self._interval", "self._next_slot = slot + self._interval / 2",

@@ -22,7 +22,7 @@ from airflow_provider_greenapi.settings import (
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "connection.md"
 OWNERS = {item.name: owner for owner in (ClientSettings, QuotaSettings) for item in CONNECTION_SETTINGS
-          if item.name in {f.name for f in fields(owner)}}
+          if item.name in {f.name for f in fields(owner)}}  # found apart from Setting.owner, to test it
 
 
 def probes(item: Setting) -> list[Any]:
@@ -84,6 +84,7 @@ def test_every_field_of_the_settings_is_on_the_connection():
     names = [item.name for item in CONNECTION_SETTINGS]
     assert names == [f.name for f in fields(ClientSettings)] + [f.name for f in fields(QuotaSettings)]
     assert list(conn_fields()) == names
+    assert all(item.owner is OWNERS[item.name] for item in CONNECTION_SETTINGS)
     assert "retry_backoff_max" in names and "max_in_flight" in names and "requests_per_second" in names
 
 
@@ -138,7 +139,7 @@ def doc_table_rows() -> list[str]:
     for item in CONNECTION_SETTINGS:
         default = "not set" if item.default is None else f"`{item.shown_default}`"
         allowed = item.allowed + (f" ({item.bounds})" if item.bounds else "")
-        feeds = "usage ledger" if OWNERS[item.name] is QuotaSettings else "client"
+        feeds = f"`{item.owner.__name__}`" + (" (the usage ledger)" if item.owner is QuotaSettings else "")
         rows.append(f"| `{item.name}` | {item.label} | {default} | {allowed} | {feeds} | {item.help} |")
     return rows
 
