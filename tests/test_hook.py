@@ -70,9 +70,11 @@ def test_the_ui_receives_the_connection_form():
     for item in CONNECTION_SETTINGS:
         assert extras[item.name]["schema"]["title"] == item.label
         assert extras[item.name]["description"] == CONNECTION_FIELDS[item.name]["description"]
-        if DECLARATIVE_CONNECTION_FORM:  # 3.1's form knows no number type and no bounds: text fields the hook parses
+        if DECLARATIVE_CONNECTION_FORM:
             assert extras[item.name]["schema"].get("minimum") == item.minimum
             assert extras[item.name]["schema"].get("maximum") == item.maximum
+        else:  # 3.1's form knows no number type and no bounds: text fields the hook parses
+            assert extras[item.name]["schema"]["type"] == ["integer" if item.kind is int else "string", "null"]
     if DECLARATIVE_CONNECTION_FORM:
         assert extras["max_in_flight"]["schema"]["type"] == ["integer", "null"]
         assert extras["timeout"]["schema"]["maximum"] == 180
