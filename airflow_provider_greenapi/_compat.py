@@ -92,23 +92,17 @@ def legacy_ui_field_behaviour(behaviour: dict[str, Any]) -> dict[str, Any]:
 def legacy_connection_form_widgets(conn_fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The provider info's ``conn-fields`` as the WTForms fields 3.1's ``get_connection_form_widgets`` returns.
 
-    Airflow 3.1's UI accepts only string, integer, password and boolean fields; a ``number`` becomes a text
-    field (the hook parses it). Each field stays optional and has no default, as in the declarative form: the
-    hook applies the defaults, so a saved connection holds only what the user typed. The import is Airflow's
-    to resolve: in a plain install its API server puts stand-ins for WTForms in place first.
+    Airflow 3.1's form knows string and integer fields but no number type and no bounds: a ``number`` becomes
+    a text field, and the hook checks what the user typed (the description says what is allowed). Each field
+    stays optional and has no default, as in the declarative form: the hook applies the defaults, so a saved
+    connection holds only what the user typed. The import is Airflow's to resolve: in a plain install its API
+    server puts stand-ins for WTForms in place first.
     """
-    from wtforms import BooleanField, IntegerField, PasswordField, StringField
+    from wtforms import IntegerField, StringField
     from wtforms.validators import Optional
 
-    widgets: dict[str, Any] = {}
-    for name, field in conn_fields.items():
-        schema = field.get("schema", {})
-        kinds = schema.get("type", "string")
-        kind = next((k for k in ([kinds] if isinstance(kinds, str) else kinds) if k != "null"), "string")
-        if schema.get("format") == "password":
-            field_class = PasswordField
-        else:
-            field_class = {"integer": IntegerField, "boolean": BooleanField}.get(kind, StringField)
-        widgets[name] = field_class(field["label"], validators=[Optional()],
-                                    description=field.get("description", ""))
-    return widgets
+    return {
+        name: (IntegerField if "integer" in field["schema"]["type"] else StringField)(
+            field["label"], validators=[Optional()], description=field["description"])
+        for name, field in conn_fields.items()
+    }

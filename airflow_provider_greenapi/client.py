@@ -33,6 +33,7 @@ from airflow_provider_greenapi.errors import (
 from airflow_provider_greenapi.models import InstanceState, WhatsappCheck
 from airflow_provider_greenapi.rate_limit import RateLimiter, shared_limiter
 from airflow_provider_greenapi.redaction import redact, register_secret
+from airflow_provider_greenapi.settings import CHAT_ID, PHONE_NUMBER, ClientSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,57 +41,9 @@ DEFAULT_API_URL = "https://api.green-api.com"
 CHECK_WHATSAPP = "checkWhatsapp"
 GET_STATE_INSTANCE = "getStateInstance"
 GET_SETTINGS = "getSettings"
-# Documented per-instance ceilings (requests per second).
-RATE_CEILINGS = {CHECK_WHATSAPP: 10.0, GET_STATE_INSTANCE: 1.0, GET_SETTINGS: 1.0}
-# The pace kept for the 1/s methods: their limit allows no burst, so a request that arrives a little
-# early (network jitter) would be refused at exactly 1/s.
+# The pace kept for the 1/s methods (GREEN-API's limit for getStateInstance and getSettings): their limit allows
+# no burst, so a request that arrives a little early (network jitter) would be refused at exactly 1/s.
 _STATE_METHODS_PACE = 0.8
-DEFAULT_CHECK_REQUESTS_PER_SECOND = 5.0
-# checkWhatsapp's request body: GREEN-API's current contract takes the number as ``chatId`` (a string; it also
-# takes ``…@c.us`` and ``…@lid``); the older one takes ``phoneNumber`` (an integer), now deprecated but kept.
-CHAT_ID, PHONE_NUMBER = "chatId", "phoneNumber"
-CHECK_WHATSAPP_BODIES = (CHAT_ID, PHONE_NUMBER)
-
-
-MAX_IN_FLIGHT_LIMIT = 256
-
-
-@dataclass(frozen=True)
-class ClientSettings:
-    """How the client talks to GREEN-API; every field has a safe default."""
-
-    timeout: float = 60.0
-    requests_per_second: float = DEFAULT_CHECK_REQUESTS_PER_SECOND
-    max_in_flight: int = 64  # the cap of the adaptive window (in_flight.py): 5 s answers at 10/s need 50
-    max_retries: int = 5
-    retry_backoff: float = 2.0
-    retry_backoff_max: float = 30.0
-    check_whatsapp_body: str = CHAT_ID
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.timeout > 0:
-            problems.append(f"timeout must be > 0 seconds (got {self.timeout!r})")
-        if not 0 < self.requests_per_second <= RATE_CEILINGS[CHECK_WHATSAPP]:
-            problems.append(
-                "requests_per_second must be above 0 and at most 10, GREEN-API's limit per instance "
-                f"(got {self.requests_per_second!r})"
-            )
-        if not 1 <= self.max_in_flight <= MAX_IN_FLIGHT_LIMIT:
-            problems.append(
-                f"max_in_flight must be between 1 and {MAX_IN_FLIGHT_LIMIT} (got {self.max_in_flight!r})"
-            )
-        if not 0 <= self.max_retries <= 20:
-            problems.append(f"max_retries must be between 0 and 20 (got {self.max_retries!r})")
-        if self.retry_backoff < 0 or self.retry_backoff_max < 0:
-            problems.append("retry_backoff and retry_backoff_max must not be negative")
-        if self.check_whatsapp_body not in CHECK_WHATSAPP_BODIES:
-            problems.append(
-                f"check_whatsapp_body must be {CHAT_ID!r} (GREEN-API's current contract) or {PHONE_NUMBER!r} "
-                f"(older hosts) (got {self.check_whatsapp_body!r})"
-            )
-        if problems:
-            raise ValueError("Invalid GREEN-API client settings: " + "; ".join(problems) + ".")
 
 
 @dataclass

@@ -21,10 +21,10 @@ from typing import Any
 import common
 import requests
 
-from airflow_provider_greenapi.client import DEFAULT_CHECK_REQUESTS_PER_SECOND, ClientSettings
+from airflow_provider_greenapi.settings import ClientSettings
 
 LATENCIES_S = (0.05, 0.2, 1.0, 2.0, 3.0)
-PACES = (10.0, DEFAULT_CHECK_REQUESTS_PER_SECOND)
+PACES = (10.0, ClientSettings().requests_per_second)
 OLD_FIXED_IN_FLIGHT = 4
 
 
@@ -51,7 +51,7 @@ def run_case(latency_s: float, pace: float, numbers: int, max_in_flight: int | N
         # the connection as a user leaves it: every client setting at its default
         common.set_connections(emulator.base_url, warehouse, timeout=ClientSettings().timeout)
         overrides: dict[str, Any] = {}
-        if pace != DEFAULT_CHECK_REQUESTS_PER_SECOND:
+        if pace != ClientSettings().requests_per_second:
             overrides["requests_per_second"] = pace
         if max_in_flight is not None:
             overrides["max_in_flight"] = max_in_flight

@@ -51,6 +51,8 @@ ERRORS = "tests/test_errors.py"
 STORE = "tests/test_store.py"
 LEDGER = "tests/test_ledger.py"
 NUMBERS = "tests/test_numbers.py"
+SETTINGS = "tests/test_settings.py"
+HOOK = "tests/test_hook.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- errors: what is retried, what stops a run --------------------------------------------------------
@@ -88,6 +90,20 @@ MUTATIONS: tuple[Mutation, ...] = (
              "delay = min(error.retry_after, self.settings.retry_backoff_max)", "delay = 0.0", (CLIENT,)),
     Mutation("client: Retry-After pauses the shared pacer", f"{PKG}/client.py",
              "self._limiters[error.method].pause(delay)", "self._limiters[error.method].pause(0.0)", (CLIENT,)),
+    # --- settings: the form and the code accept the same values --------------------------------------------
+    *(Mutation(f"settings: {invariant}", f"{PKG}/settings.py", snippet, replacement, (SETTINGS, HOOK))
+      for invariant, snippet, replacement in (
+          ("a value beyond its upper bound is refused", "        if not low <= value <= high:",
+           "        if not low <= value:"),
+          ("the form's bounds are the code's", 'schema["maximum"] = self.maximum',
+           'schema["maximum"] = self.maximum * 2'),
+          ("an extra left empty takes the default", '        if value is None or value == "":',
+           "        if value is None:"),
+          ("the task's argument overrides the connection", '"the task\'s", (overrides or {}).get(item.name)',
+           '"the task\'s", None'),
+          ("every client setting is read from the connection", "            for item in fields(owner))",
+           "            for item in fields(owner)[:-2])"),
+      )),
     # --- rate limiter: the pace ---------------------------------------------------------------------------
     Mutation("rate limiter: slots are 1/rate apart (not twice the rate)", f"{PKG}/rate_limit.py",
              "self._next_slot = slot + self._interval", "self._next_slot = slot + self._interval / 2",

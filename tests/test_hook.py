@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,9 +13,9 @@ import pytest
 
 from airflow_provider_greenapi import get_provider_info
 from airflow_provider_greenapi._compat import AIRFLOW_VERSION, DECLARATIVE_CONNECTION_FORM
-from airflow_provider_greenapi.client import ClientSettings
 from airflow_provider_greenapi.hooks.greenapi import GreenApiConnectionError, GreenApiHook
 from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS
+from airflow_provider_greenapi.settings import CONNECTION_SETTINGS, ClientSettings
 from tests.airflow_cli import AIRFLOW
 from tests.conftest import ID_INSTANCE, TOKEN, greenapi_connection
 
@@ -63,14 +64,20 @@ def test_the_ui_receives_the_connection_form():
     assert fields.password.title == "API token (apiTokenInstance)"
     assert fields.port.hidden and fields.url_schema.hidden
     extras = meta.extra_fields
-    assert set(extras) == set(CONNECTION_FIELDS) == {
-        "timeout", "requests_per_second", "max_in_flight", "max_retries", "retry_backoff", "check_whatsapp_body",
-        "monthly_quota"}
-    assert extras["timeout"]["schema"]["title"] == "Timeout (seconds)"
-    if DECLARATIVE_CONNECTION_FORM:  # 3.1's form knows no number type and no bounds: text fields the hook parses
-        assert extras["requests_per_second"]["schema"]["maximum"] == 10
+    # every setting of the client can be set from the connection, and the ledger's quota
+    client_settings = {f.name for f in dataclasses.fields(ClientSettings)}
+    assert set(extras) == set(CONNECTION_FIELDS) == client_settings | {"monthly_quota"}
+    for item in CONNECTION_SETTINGS:
+        assert extras[item.name]["schema"]["title"] == item.label
+        assert extras[item.name]["description"] == CONNECTION_FIELDS[item.name]["description"]
+        if DECLARATIVE_CONNECTION_FORM:
+            assert extras[item.name]["schema"].get("minimum") == item.minimum
+            assert extras[item.name]["schema"].get("maximum") == item.maximum
+        else:  # 3.1's form knows no number type and no bounds: text fields the hook parses
+            assert extras[item.name]["schema"]["type"] == ["integer" if item.kind is int else "string", "null"]
+    if DECLARATIVE_CONNECTION_FORM:
         assert extras["max_in_flight"]["schema"]["type"] == ["integer", "null"]
-        assert extras["max_in_flight"]["schema"]["maximum"] == 256
+        assert extras["timeout"]["schema"]["maximum"] == 180
 
 
 def test_the_form_shows_defaults_but_stores_none_and_requires_nothing():
@@ -110,6 +117,15 @@ def test_the_older_check_body_is_a_connection_setting(emulator, monkeypatch):
         GreenApiHook().get_client()
 
 
+def test_every_client_setting_comes_from_the_connection(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(
+        emulator, timeout="12.5", requests_per_second=3, max_in_flight="8", max_retries=2, retry_backoff=1,
+        retry_backoff_max=4, check_whatsapp_body="phoneNumber"))
+    assert GreenApiHook().get_client().settings == ClientSettings(
+        timeout=12.5, requests_per_second=3, max_in_flight=8, max_retries=2, retry_backoff=1, retry_backoff_max=4,
+        check_whatsapp_body="phoneNumber")
+
+
 def test_prefixed_extras_from_older_forms_are_read(emulator, monkeypatch):
     conn = json.loads(greenapi_connection(emulator))
     conn["extra"] = {"extra__greenapi__timeout": 12}
@@ -125,13 +141,20 @@ def test_prefixed_extras_from_older_forms_are_read(emulator, monkeypatch):
     ({"conn_type": "http"}, "not 'greenapi'"),
     ({"extra": {"timeout": "soon"}}, "must be a number"),
     ({"extra": {"requests_per_second": 50}}, "at most 10"),
+    ({"extra": {"timeout": 300}}, r"extra timeout must be at least 0.1 and at most 180 s; .* \(got 300\)"),
+    ({"extra": {"retry_backoff_max": -1}}, "extra retry_backoff_max must be at least 0 and at most 300 s"),
+    ({"extra": {"monthly_quota": -1}}, r"extra monthly_quota must be at least 0 \(got -1\)"),
+    ({"extra": {"monthly_quota": "lots"}}, "extra monthly_quota must be a number"),
 ])
 def test_a_bad_connection_gets_a_clear_error(emulator, monkeypatch, change, message):
     conn = {**json.loads(greenapi_connection(emulator)), **change}
     monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", json.dumps(conn))
+    hook = GreenApiHook()
+    read = (lambda: hook.monthly_quota) if "monthly_quota" in conn["extra"] else hook.get_client
     with pytest.raises(GreenApiConnectionError, match=message) as raised:
-        GreenApiHook().get_client()
+        read()
     assert TOKEN not in str(raised.value)
+    assert str(raised.value).startswith("Connection 'greenapi_default'")
 
 
 @pytest.mark.parametrize(("setup", "ok", "expected"), [

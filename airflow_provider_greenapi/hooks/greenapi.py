@@ -13,24 +13,13 @@ from airflow_provider_greenapi._compat import (
     legacy_connection_form_widgets,
     legacy_ui_field_behaviour,
 )
-from airflow_provider_greenapi.client import (
-    ClientSettings,
-    GreenApiClient,
-    validate_api_url,
-    validate_id_instance,
-)
+from airflow_provider_greenapi.client import GreenApiClient, validate_api_url, validate_id_instance
 from airflow_provider_greenapi.errors import GreenApiError
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_greenapi.settings import ClientSettings, QuotaSettings, from_extras, settings_of
 
-_SETTING_TYPES: dict[str, type] = {
-    "timeout": float,
-    "requests_per_second": float,
-    "max_in_flight": int,
-    "max_retries": int,
-    "retry_backoff": float,
-    "check_whatsapp_body": str,
-}
+_CLIENT_SETTINGS = frozenset(item.name for item in settings_of(ClientSettings))
 
 
 class GreenApiConnectionError(ValueError):
@@ -41,9 +30,8 @@ class GreenApiHook(BaseHook):
     """Credentials and client settings of one GREEN-API instance, from an Airflow Connection.
 
     Connection fields: host = apiUrl (default ``https://api.green-api.com``), login = idInstance,
-    password = apiTokenInstance; extras ``timeout``, ``requests_per_second``, ``max_in_flight``,
-    ``max_retries``, ``retry_backoff``, ``check_whatsapp_body``, ``monthly_quota``. Nothing is read before
-    first use.
+    password = apiTokenInstance; extras: the settings of settings.py (every field of :class:`ClientSettings`
+    and ``monthly_quota``). Nothing is read before first use.
     """
 
     conn_name_attr = "greenapi_conn_id"
@@ -104,34 +92,18 @@ class GreenApiHook(BaseHook):
     @cached_property
     def monthly_quota(self) -> int | None:
         """The plan's checkWhatsapp calls a month as set on the connection, or None when not set."""
-        value = self.extras.get("monthly_quota")
-        if value in (None, ""):
-            return None
-        quota = self._coerce("monthly_quota", value, int)
-        if quota < 0:
-            raise GreenApiConnectionError(
-                f"Connection {self.greenapi_conn_id!r}: monthly_quota must not be negative (got {quota})."
-            )
+        quota: int | None = self._checked(from_extras, QuotaSettings, self.extras).monthly_quota
         return quota
 
     def client_settings(self, **overrides: Any) -> ClientSettings:
         """Settings from the connection's extras, then ``overrides`` (None values are ignored)."""
-        values: dict[str, Any] = {}
-        for name, kind in _SETTING_TYPES.items():
-            value = overrides.get(name)
-            if value is None:
-                value = self.extras.get(name)
-            if value not in (None, ""):
-                values[name] = self._coerce(name, value, kind)
-        try:
-            return ClientSettings(**values)
-        except ValueError as error:
-            raise GreenApiConnectionError(f"Connection {self.greenapi_conn_id!r}: {error}") from None
+        settings: ClientSettings = self._checked(from_extras, ClientSettings, self.extras, overrides)
+        return settings
 
     def get_client(self, **overrides: Any) -> GreenApiClient:
         """A new client for this instance (one per task run: it owns a connection pool)."""
-        settings = self.client_settings(**{k: v for k, v in overrides.items() if k in _SETTING_TYPES})
-        extra_args = {k: v for k, v in overrides.items() if k not in _SETTING_TYPES}
+        settings = self.client_settings(**{k: v for k, v in overrides.items() if k in _CLIENT_SETTINGS})
+        extra_args = {k: v for k, v in overrides.items() if k not in _CLIENT_SETTINGS}
         token = self._connection.password
         if not token:
             raise GreenApiConnectionError(
@@ -159,21 +131,8 @@ class GreenApiHook(BaseHook):
             return True, f"GREEN-API instance {self.id_instance} is authorized and ready."
         return False, f"GREEN-API instance {self.id_instance} is {state.value!r}. {state.advice}"
 
-    def _checked(self, validator: Any, value: Any) -> Any:
+    def _checked(self, validator: Any, *args: Any) -> Any:
         try:
-            return validator(value)
+            return validator(*args)
         except ValueError as error:
             raise GreenApiConnectionError(f"Connection {self.greenapi_conn_id!r}: {error}") from None
-
-    def _coerce(self, name: str, value: Any, kind: type) -> Any:
-        if kind is str:
-            return str(value).strip()  # ClientSettings says which values it takes
-        try:
-            number = float(value)
-            if kind is int and not number.is_integer():
-                raise ValueError
-            return kind(number)
-        except (TypeError, ValueError):
-            raise GreenApiConnectionError(
-                f"Connection {self.greenapi_conn_id!r}: extra {name!r} must be a number, got {value!r}."
-            ) from None
