@@ -1,11 +1,12 @@
 """Reading digits as a phone number on top of ``phonenumbers.parse``, and choosing between readings.
 
 Digits can often be read more than one way (``84951234567``: Moscow with trunk 8, or a Vietnamese mobile?).
-:func:`resolve` builds the plausible readings in docs/numbers.md's order (step 3), each one through
-``phonenumbers.parse`` (country calling code, trunk prefix after it) and GREEN-API's quirk rules
-(:mod:`.quirks`), keeps those whose length ``phonenumbers.is_possible_number_with_reason`` calls possible,
-and ranks them with ``phonenumbers.number_type`` when they disagree. Range validity never rejects a number
-(ranges lag reality); it only chooses.
+:func:`resolve` builds the plausible readings in docs/numbers.md's order (step 3): ``phonenumbers.parse``
+reads the trunk prefix after a country code and a national number in a region (asked only when the
+country's national-prefix pattern matches: parse is the costly part), GREEN-API's quirk rules
+(:mod:`.quirks`) correct it, ``phonenumbers.is_possible_number_with_reason`` judges its length, and
+``phonenumbers.number_type`` ranks readings that disagree. Range validity never rejects a number (ranges lag
+reality); it only chooses.
 """
 
 from __future__ import annotations
