@@ -33,6 +33,7 @@ LATENCY_GOAL = 0.95  # issue 15: of the configured pace, at every answer time of
 OVERHEAD_THROUGHPUT_GOAL = 0.9  # issue 15: with the usage ledger, on a default-journal SQLite file
 OVERHEAD_CPU_GOAL = 1.25
 MEMORY_GOAL_RATIO, MEMORY_GOAL_MIB = 1.25, 50.0
+NORMALISING_GOAL = 0.01  # issue 17: normalising a number stays well under 1% of what checking it costs
 SCALE_OUT_EFFICIENCY = 0.875  # issue 10: 4 instances reach at least 3.5x the throughput of one
 
 
@@ -118,6 +119,23 @@ def overhead_rows(r: dict[str, Any]) -> list[Row]:
             "0 calls",
             _verdict(r["second_calls"] == 0 and r["second_fresh"] == n)),
     ]
+    return rows
+
+
+def normalising_rows(r: dict[str, Any], check_cpu_us: float | None) -> list[Row]:
+    """CPU per normalised number against the overhead run's CPU per checked number (same run)."""
+    reference = check_cpu_us or r["check_cpu_us"]
+    source = "overhead run" if check_cpu_us else "docs"
+    rows = []
+    for kind, us in r["us_per_number"].items():
+        rows.append(Row(
+            f"normalising, {kind}",
+            f"{us:.1f} us CPU",
+            f"a check, {source} {reference:.0f} us",
+            f"{us / reference:.2%}",
+            f"< {NORMALISING_GOAL:.0%} of a check" if kind.startswith("mixed") else "(by kind)",
+            _verdict(us < NORMALISING_GOAL * reference) if kind.startswith("mixed") else "info",
+        ))
     return rows
 
 
@@ -284,6 +302,8 @@ def main() -> int:
                         help="numbers per case of the latency sweep at 10/s (half at 5/s)")
     parser.add_argument("--memory-sizes", type=int, nargs=2, default=[10_000, 1_000_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--emulator-checks", type=int, default=6_000, help="calls of bench_emulator.py")
+    parser.add_argument("--normalising-numbers", type=int, default=100_000,
+                        help="inputs per kind of bench_numbers.py")
     parser.add_argument("--engine-rows", type=int, default=100_000, help="rows staged per engine (bench_engines.py)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the benches, not figures")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
@@ -295,6 +315,7 @@ def main() -> int:
         args.latency_numbers = 30
         args.memory_sizes, args.memory_checks = [1000, 20000], 100
         args.engine_rows = 2000
+        args.normalising_numbers = 2000
 
     baseline = min(5_000, args.overhead_numbers)
     began = time.perf_counter()
@@ -302,6 +323,7 @@ def main() -> int:
     rows: list[Row] = []
     raw: dict[str, Any] = {}
     provider_per_s: float | None = None
+    provider_cpu_us: float | None = None
     notes: list[str] = []
     plan: list[tuple[str, Callable[[Any], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = [
         ("paced", lambda log: run_case("bench_paced.py", ["--numbers", str(args.paced_numbers)], log, 300),
@@ -319,6 +341,9 @@ def main() -> int:
          memory_rows),
         ("emulator", lambda log: run_emulator_bench(args.emulator_checks, log, 300),
          lambda r: emulator_rows(r, provider_per_s)),
+        ("normalising", lambda log: run_case(
+            "bench_numbers.py", ["--numbers", str(args.normalising_numbers)], log, 900),
+         lambda r: normalising_rows(r, provider_cpu_us)),
     ]
     plan.append(("engines", lambda log: run_case(
         "bench_engines.py", ["--rows", str(args.engine_rows), "--numbers", str(args.paced_numbers)], log,
@@ -345,7 +370,7 @@ def main() -> int:
             raw[name] = result
             notes += [f"engines: {engine} skipped, {why}" for engine, why in result.get("skipped", {}).items()]
             if name == "overhead":
-                provider_per_s = result["provider_per_s"]
+                provider_per_s, provider_cpu_us = result["provider_per_s"], result["provider_cpu_us"]
             rows += to_rows(result)
             print(f" {time.perf_counter() - started:.0f} s", flush=True)
     total = time.perf_counter() - began

@@ -186,12 +186,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("ledger: a 466 raises the count to what GREEN-API reports", f"{PKG}/warehouse/ledger.py",
              "calls = CASE WHEN calls < {p} THEN {p} ELSE calls END", "calls = calls", (LEDGER,)),
     # --- numbers: a quirk rule, masking -------------------------------------------------------------------
-    Mutation("numbers: Russian trunk 8 becomes 7", f"{PKG}/numbers.py",
+    Mutation("numbers: Russian trunk 8 becomes 7", f"{PKG}/numbers/quirks.py",
              'return "7" + digits[1:] if len(digits) == 11 and digits[0] == "8" else None',
              'return "8" + digits[1:] if len(digits) == 11 and digits[0] == "8" else None', (NUMBERS,)),
-    Mutation("numbers: Brazil's ninth digit is added where WhatsApp keeps it", f"{PKG}/numbers.py",
+    Mutation("numbers: Brazil's ninth digit is added where WhatsApp keeps it", f"{PKG}/numbers/quirks.py",
              'return area + "9" + nsn[2:]', "return area + nsn[2:]", (NUMBERS,)),
-    Mutation("numbers: a masked number shows only its last 4 digits", f"{PKG}/numbers.py",
+    Mutation("numbers: a trunk prefix written after the country code is removed", f"{PKG}/numbers/reading.py",
+             "    if match is None or match.end() == 0:\n        return nsn\n    try:",
+             "    if True:\n        return nsn\n    try:", (NUMBERS,)),
+    Mutation("numbers: a masked number shows only its last 4 digits", f"{PKG}/numbers/masking.py",
              'return "*" * (len(digits) - _MASK_KEEP) + digits[-_MASK_KEEP:]', "return digits", (NUMBERS,)),
     # --- redaction ----------------------------------------------------------------------------------------
     Mutation("redaction: registered secrets are masked", f"{PKG}/redaction.py",

@@ -148,6 +148,22 @@ def test_realistic_inputs(value: object, region: str | None, digits: str, applie
     assert result.is_valid
 
 
+@pytest.mark.parametrize(
+    ("value", "region", "reason"),
+    [
+        ("00 55 78046", "ES", "too short: 7 digits"),  # 00 + a short +55 number, not +34 005 578 046
+        ("81012345678", "RU", "too short: 8 digits"),  # Russia's 810 + a short +1 number, not +7 101 234 56 78
+        (498424660, "DE", "a possible +49 (DE) number"),  # +49 842 4660, as phonenumbers.parse reads it
+    ],
+)
+def test_digits_read_as_dialled_abroad_get_no_national_reading(value: object, region: str, reason: str) -> None:
+    """With a region, the national reading is phonenumbers.parse's: none when it reads the digits as
+    dialled abroad (docs/numbers.md, step 3)."""
+    result = normalize_phone_number(value, region)
+    assert result.digits is None
+    assert reason in (result.reason or "")
+
+
 def _example_numbers() -> list[tuple[str, int, str]]:
     examples = []
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
