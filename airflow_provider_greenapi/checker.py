@@ -290,7 +290,7 @@ class BulkChecker:
 
     def _before_send(self, method: str) -> None:
         if method == CHECK_WHATSAPP and self.ledger is not None:
-            self.ledger.reserve_call(method)
+            self.ledger.reserve_call(method, pace=self.client.check_pace)
 
     def _log_progress(self, summary: RunSummary, target: int, elapsed: float, window: InFlightWindow) -> None:
         done = summary.checked

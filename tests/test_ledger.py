@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from datetime import datetime, timezone
 
@@ -202,7 +203,7 @@ def test_when_commits_are_the_bottleneck_calls_are_counted_ahead_and_the_rest_gi
 
     def spend():
         for _ in range(100):
-            ledger.reserve_call()
+            ledger.reserve_call(pace=math.inf)  # unpaced: the ledger is all that holds the threads back
             taken.append(1)
 
     def watch():  # the committed count is never behind the calls taken
@@ -244,18 +245,21 @@ def test_at_a_real_pace_nothing_is_counted_ahead(warehouse):
     ledger.connection = SlowCommits(ledger.connection)
     for sent in range(1, 11):
         threading.Event().wait(0.2)
-        ledger.reserve_call()
+        ledger.reserve_call(pace=5)
         assert warehouse.fetch_all("SELECT calls FROM greenapi_usage") == [(sent,)]
     ledger.close()
 
 
-@pytest.mark.parametrize(("per_second", "commit_seconds", "ahead"), [
-    (10, 0.02, 0),  # a real instance on a SQLite file: count each call
-    (10, 0.15, 0),  # 1.5 sends per commit: still each call
-    (10, 0.2, 4),  # two sends per commit: the ledger is what waits, count ahead (twice, for jitter)
-    (1000, 0.02, 40),
-    (100_000, 0.5, 256),  # capped
+@pytest.mark.parametrize(("pace", "sends", "commit_seconds", "ahead"), [
+    (10, 10, 0.02, 0),  # a real instance on a SQLite file: count each call
+    (10, 10, 0.09, 0),  # still each call: a commit shorter than a paced slot
+    (10, 10, 0.1, 2),  # a commit as long as a slot: counting each call would hold the sends back
+    (None, 1000, 0.02, 0),  # the pace not known: count each call
+    (math.inf, 1000, 0.02, 40),  # unpaced: twice what one commit lasts
+    (math.inf, 10, 0.02, 1),  # at least one
+    (math.inf, 100_000, 0.5, 256),  # capped
 ])
-def test_reserve_ahead_counts_what_one_commit_lasts(per_second, commit_seconds, ahead):
-    assert ReserveAhead().calls(per_second, commit_seconds) == ahead
-    assert NO_RESERVE_AHEAD.calls(per_second, commit_seconds) == 0
+def test_reserve_ahead_counts_twice_what_one_commit_lasts_when_it_would_hold_the_pace_back(
+        pace, sends, commit_seconds, ahead):
+    assert ReserveAhead().calls(pace, sends, commit_seconds) == ahead
+    assert NO_RESERVE_AHEAD.calls(pace, sends, commit_seconds) == 0

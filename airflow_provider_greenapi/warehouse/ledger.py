@@ -6,10 +6,11 @@ spending and parallel tasks (several processes or workers) cannot overshoot toge
 
 The ledger hands calls out of a pool of calls it has counted and not yet sent, and refills it with one
 commit for many calls. A thread that finds the pool empty refills it for itself and every thread waiting
-(group commit). When commits are the bottleneck (a commit lasts as long as two sends or more, as on a SQLite
-file at hundreds of checks a second), it also counts ahead: as many calls as are sent during one commit,
-refilled in the background before the pool runs dry (:class:`ReserveAhead`). On a batched (cloud) engine,
-where each statement is slow and billed, a refill counts at least the engine's ``ledger_block``. Whatever
+(group commit). When counting each call would hold the sender back (a commit lasts longer than the time
+between two paced sends, as on a SQLite file at hundreds of checks a second), it also counts ahead: twice
+the calls sent during one commit, refilled in the background before the pool runs dry (:class:`ReserveAhead`).
+On a batched (cloud) engine, where each statement is slow and billed, a refill counts at least the engine's
+``ledger_block``. Whatever
 is left unsent is given back at :meth:`UsageLedger.close`; a crash may leave the ledger over-counted by that
 pool (never under-counted). At a real instance's pace on a transactional engine the pool stays empty, and
 the ledger is exact after a crash too.
@@ -51,30 +52,30 @@ class MonthlyUsage:
 
 @dataclass(frozen=True)
 class ReserveAhead:
-    """How many calls the ledger counts ahead of the sends, from the sends per second and the commit time.
+    """How many calls the ledger counts ahead of the sends.
 
-    Nothing while a commit is short against the time between two sends (a real instance's 10/s on any
-    transactional engine): then every call is counted right before it is sent, and the ledger is exact even
-    after a crash. When a commit lasts as long as ``threshold`` sends or more, the ledger is what slows the
-    run down, and it counts ahead twice as many calls as are sent during one commit (up to ``max_calls``), so that
-    the next refill commits while those are sent.
+    Nothing while counting each call keeps up with the sender's pace, that is while a commit is shorter
+    than ``threshold`` times the time between two paced sends (a real instance's 10/s: a commit under 100 ms,
+    which any warehouse manages): then every call is counted right before it is sent, and the ledger is exact
+    even after a crash. Otherwise the ledger is what would slow the run down, and it counts ahead twice the
+    calls sent during its slowest recent commit (at least one, at most ``max_calls``), so that the next refill
+    commits while those are sent.
     """
 
-    threshold: float = 2.0
+    threshold: float = 1.0
     headroom: float = 2.0  # jitter: the next commit may take longer, the sends may come faster
     max_calls: int = 256
 
-    def calls(self, sends_per_second: float, commit_seconds: float, slowest_commit_seconds: float = 0.0) -> int:
-        """``commit_seconds``: the commit that spanned the time the sends were measured over (so that one
-        thread that only waits for the ledger never counts as two); ``slowest_commit_seconds``: the slowest
-        recent one, which the calls counted ahead must outlast."""
-        if sends_per_second * commit_seconds < self.threshold:
+    def calls(self, pace: float | None, sends_per_second: float, slowest_commit_seconds: float) -> int:
+        """``pace``: the most calls a second the sender may make (None: not known, count each call);
+        ``sends_per_second``: how fast calls were taken lately."""
+        if pace is None or slowest_commit_seconds <= 0 or pace * slowest_commit_seconds < self.threshold:
             return 0
-        during_one_commit = sends_per_second * max(commit_seconds, slowest_commit_seconds)
-        return min(self.max_calls, math.ceil(self.headroom * during_one_commit))
+        during_one_commit = sends_per_second * slowest_commit_seconds
+        return min(self.max_calls, max(1, math.ceil(self.headroom * during_one_commit))) if self.max_calls else 0
 
 
-NO_RESERVE_AHEAD = ReserveAhead(threshold=math.inf)
+NO_RESERVE_AHEAD = ReserveAhead(max_calls=0)
 
 
 def _utc_now() -> datetime:
@@ -119,8 +120,8 @@ class UsageLedger:
         self._ahead = 0  # calls counted ahead of the sends (ReserveAhead), refilled before the pool runs dry
         self._taken_since_refill = 0
         self._last_refill = time.monotonic()
-        self._last_commit_seconds = 0.0
         self._slowest_commit_seconds = 0.0
+        self._pace: float | None = None
         self._prefetcher: threading.Thread | None = None
         self._closed = False
 
@@ -143,11 +144,14 @@ class UsageLedger:
     def month(self) -> str:
         return self._clock().astimezone(timezone.utc).strftime("%Y-%m")
 
-    def reserve_call(self, method: str = "checkWhatsapp") -> None:
+    def reserve_call(self, method: str = "checkWhatsapp", pace: float | None = None) -> None:
         """Take one call about to be sent out of the pool of counted calls; QuotaBudgetExhausted when the
-        monthly quota is reached. Each call taken was committed in the ledger before this returns."""
+        monthly quota is reached. Each call taken was committed in the ledger before this returns.
+        ``pace``: the most calls a second the sender may make (the client's pacer), which tells whether
+        counting each call holds it back (:class:`ReserveAhead`); None: count each call."""
         month = self.month()
         with self._pool_changed:
+            self._pace = pace
             self._wanting += 1
             try:
                 while self._pool == 0 or self._pool_month != month:
@@ -190,17 +194,12 @@ class UsageLedger:
             self._refilling = False
             self._pool += counted
             self._pool_changed.notify_all()
-        # The sends since the last refill began were made while that refill committed; the slowest recent
-        # commit (decaying) sizes what is counted ahead: a commit's time varies (fsync, another's lock).
+        # The slowest recent commit (decaying) decides: a commit's time varies (fsync, another's lock).
         rate = taken / max(self._last_refill - since, 1e-6)
-        previous, self._last_commit_seconds = self._last_commit_seconds, elapsed
         self._slowest_commit_seconds = max(elapsed, 0.8 * self._slowest_commit_seconds)
         # Near the quota (fewer counted than asked) each call is counted as it goes: what is left stays open
         # to the other tasks sharing the ledger.
-        # Once counting ahead, the slowest commit decides whether to go on (the commits are still the
-        # bottleneck when one is fast); to begin, the commit the sends actually waited for.
-        spanned = self._slowest_commit_seconds if self._ahead else previous
-        self._ahead = (self.reserve_ahead.calls(rate, spanned, self._slowest_commit_seconds)
+        self._ahead = (self.reserve_ahead.calls(self._pace, rate, self._slowest_commit_seconds)
                        if counted == wanted else 0)
         return counted
 
@@ -240,30 +239,20 @@ class UsageLedger:
 
     def _count_calls(self, month: str, wanted: int) -> int:
         """Count up to ``wanted`` calls in the ledger, as many as the quota leaves, in one commit; the number
-        counted. A batched engine does it in one compare-and-set statement, the others by capped ``calls + 1``
-        UPDATEs inside one transaction (cheap, and never past the quota whoever else counts meanwhile)."""
+        counted. A batched engine does it in one compare-and-set statement; the others by one UPDATE of
+        ``calls + wanted`` capped at the quota, or, when fewer are left, capped ``calls + 1`` UPDATEs until
+        one is refused, all inside one transaction (never past the quota whoever else counts meanwhile)."""
         self._ensure_row(month)
         if self.engine.ledger_block > 1:
             return self._count_block(month, wanted)
-        p = self._p
-        cap = f" AND calls < {p}" if self.monthly_quota is not None else (
-            " AND (reported_total IS NULL OR calls < reported_total)"
-        )
-        params: list[Any] = [self.engine.to_db_time(self._clock()), self.instance_id, month]
-        if self.monthly_quota is not None:
-            params.append(self.monthly_quota)
         counted = 0
         cursor = self.connection.cursor()
         try:
-            for _ in range(wanted):
-                cursor.execute(
-                    f"UPDATE {self._table} SET calls = calls + 1, updated_at = {p} "
-                    f"WHERE instance_id = {p} AND month = {p}{cap}",
-                    params,
-                )
-                if cursor.rowcount != 1:
-                    break
-                counted += 1
+            if wanted > 1 and self._add_capped(cursor, month, wanted):
+                counted = wanted
+            else:
+                while counted < wanted and self._add_capped(cursor, month, 1):
+                    counted += 1
             self.connection.commit()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -272,6 +261,22 @@ class UsageLedger:
         finally:
             cursor.close()
         return counted
+
+    def _add_capped(self, cursor: Any, month: str, calls: int) -> bool:
+        """``calls = calls + <calls>`` unless that crosses the quota in force; whether it was counted."""
+        p = self._p
+        params: list[Any] = [calls, self.engine.to_db_time(self._clock()), self.instance_id, month, calls]
+        if self.monthly_quota is not None:
+            cap = f" AND calls + {p} <= {p}"
+            params.append(self.monthly_quota)
+        else:
+            cap = f" AND (reported_total IS NULL OR calls + {p} <= reported_total)"
+        cursor.execute(
+            f"UPDATE {self._table} SET calls = calls + {p}, updated_at = {p} "
+            f"WHERE instance_id = {p} AND month = {p}{cap}",
+            params,
+        )
+        return bool(cursor.rowcount == 1)
 
     def _count_block(self, month: str, wanted: int) -> int:
         """Count up to ``wanted`` calls with one compare-and-set UPDATE on the count read, retried when
