@@ -74,6 +74,7 @@ __all__ = [
     "AirflowSkipException",
     "TaskDeferred",
     "conf",
+    "connection_reader",
     "core_timetable",
     "dag_bag",
     "legacy_connection_form_widgets",
@@ -88,6 +89,14 @@ def dag_bag(dag_folder: str) -> Any:
     except ImportError:  # Airflow 3.1
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
     return DagBag(dag_folder=dag_folder)
+
+
+def connection_reader() -> Any:
+    """A FastAPI dependency of the API server: the request's user may read connections (Airflow's auth manager
+    decides; 3.1's check is sync, 3.3's async, both take ``GET``). For the provider's UI view."""
+    from airflow.api_fastapi.core_api.security import requires_access_connection
+
+    return requires_access_connection("GET")
 
 
 def core_timetable(timetable: Any) -> Any:

@@ -82,7 +82,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 }
 
 
-def get_provider_info() -> dict[str, Any]:
+def _core_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-greenapi",
         "name": "GREEN-API",
@@ -129,3 +129,16 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
+
+
+# max_checks="auto"'s companions (docs/quota.md): `airflow greenapi usage` (Airflow 3.2+ reads "cli") and the
+# UI view of the month (Airflow 3.1+ loads a provider's "plugins").
+_QUOTA_TOOLS: dict[str, Any] = {
+    "cli": ["airflow_provider_greenapi.cli.get_cli_commands"],
+    "plugins": [{"name": "greenapi_quota",
+                 "plugin-class": "airflow_provider_greenapi.plugins.quota_view.GreenApiQuotaPlugin"}],
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {**_core_provider_info(), **_QUOTA_TOOLS}
