@@ -131,12 +131,10 @@ def _core_provider_info() -> dict[str, Any]:
     }
 
 
-# max_checks="auto"'s companions (docs/quota.md): `airflow greenapi usage` (Airflow 3.2+ reads "cli") and the
-# UI view of the month (Airflow 3.1+ loads a provider's "plugins").
+# max_checks="auto"'s companion `airflow greenapi usage` (Airflow 3.2+ reads "cli"; docs/quota.md). The UI view
+# is an entry-point plugin (pyproject.toml): Airflow loads a provider's "plugins" only without lazy discovery.
 _QUOTA_TOOLS: dict[str, Any] = {
     "cli": ["airflow_provider_greenapi.cli.get_cli_commands"],
-    "plugins": [{"name": "greenapi_quota",
-                 "plugin-class": "airflow_provider_greenapi.plugins.quota_view.GreenApiQuotaPlugin"}],
 }
 
 

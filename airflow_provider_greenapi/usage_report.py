@@ -121,7 +121,8 @@ def _read_or_empty(read: Any, connection: Any, table: str) -> list[Any]:
 def _next_auto(report: InstanceUsage, now: datetime) -> dict[str, Any] | None:
     """What ``auto`` would allow the next scheduled run of the DAG that last ran on the instance (before any
     ``quota_reserve``), or None when that cannot be known (no quota, no run, the DAG not in Airflow)."""
-    if report.quota is None or not report.runs or report.runs[0].dag_id is None:
+    if (report.quota is None or not report.runs or report.runs[0].dag_id is None
+            or report.month != month_key(now)):  # the next run plans on this month's count only
         return None
     dag_id = report.runs[0].dag_id
     schedule = _next_scheduled_run(dag_id)
@@ -133,7 +134,7 @@ def _next_auto(report: InstanceUsage, now: datetime) -> dict[str, Any] | None:
     moment = max(run_after, now)
     left = runs_left(timetable, "scheduled", run_after, moment)
     start, _ = month_bounds(moment)
-    used = report.calls if start.strftime("%Y-%m") == report.month else 0
+    used = report.calls if start.strftime("%Y-%m") == report.month else 0  # the next run in a new month
     plan = plan_budget(report.quota, used, left, QuotaReserve(), start.strftime("%Y-%m"))
     return {"dag_id": dag_id, "run_after": run_after.isoformat(), **plan.to_dict()}
 

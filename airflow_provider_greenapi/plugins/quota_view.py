@@ -1,5 +1,6 @@
 """The month in the Airflow UI: a plugin page of GREEN-API usage per instance.
 
+Installed with the provider (the ``airflow.plugins`` entry point), on unless ``[greenapi] quota_view = False``.
 Airflow 3.1+ mounts the plugin's FastAPI app (``fastapi_apps``) on its API server at ``/greenapi`` and shows
 the page inside its own UI through an external view (``external_views`` with a ``url_route``: the menu's
 "GREEN-API quota", at ``/plugin/greenapi-quota``); both exist on every line from 3.1 to 3.4. The page is
@@ -142,11 +143,20 @@ section{{border:1px solid #dee2e6;border-radius:6px;padding:8px 14px;margin-top:
 </body></html>"""
 
 
+def _enabled() -> bool:
+    """``[greenapi] quota_view = False`` (or AIRFLOW__GREENAPI__QUOTA_VIEW=False) hides the view."""
+    from airflow_provider_greenapi._compat import conf
+
+    return bool(conf.getboolean("greenapi", "quota_view", fallback=True))
+
+
 class GreenApiQuotaPlugin(AirflowPlugin):
+    """Loaded by every Airflow process through the ``airflow.plugins`` entry point of the provider's package."""
+
     name = "greenapi_quota"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "GREEN-API quota"}]
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "GREEN-API quota"}] if _enabled() else []
     external_views = [{"name": "GREEN-API quota", "href": f"{URL_PREFIX}{PAGE}", "destination": "nav",
-                       "url_route": "greenapi-quota"}]
+                       "url_route": "greenapi-quota"}] if _enabled() else []
 
 
 
