@@ -214,3 +214,62 @@ def test_a_month_of_daily_auto_runs_never_crosses_the_quota_and_spends_it(emulat
     assert len(per_day) == 31 and sum(per_day.values()) == spent - 40  # the other DAG's run kept no history
     assert [run.budget for run in reversed(runs(rows))] == budgets
     assert {run.state for run in runs(rows)} == {"done"}
+
+
+# --- the operator ------------------------------------------------------------------------------------------
+
+
+def _auto_task(max_checks, **kwargs):
+    from airflow.sdk import DAG
+
+    from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
+
+    with DAG("contacts_daily", schedule="@daily", start_date=utc(2026, 1, 1)) as dag:
+        task = CheckWhatsappOperator(task_id="check", phone_numbers=[f"7903{i:07d}" for i in range(8)],
+                                     destination_conn_id="warehouse", max_checks=max_checks, **kwargs)
+    return dag, task
+
+
+def _context(dag, mocker):
+    from types import SimpleNamespace
+
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    run = SimpleNamespace(run_id=f"scheduled__{today.isoformat()}", run_type="scheduled", run_after=today)
+    return {"ti": mocker.MagicMock(), "dag": dag, "dag_run": run, "expanded": True}
+
+
+def test_the_operator_plans_auto_from_a_rendered_template(emulator, warehouse, monkeypatch, mocker):
+    from airflow_provider_greenapi.emulator import airflow_connection
+    from airflow_provider_greenapi.quota_plan import month_bounds
+    from tests.conftest import TOKEN
+
+    now = datetime.now(timezone.utc)
+    days = (month_bounds(now)[1] - now.replace(hour=0, minute=0, second=0, microsecond=0)).days
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", airflow_connection(
+        emulator.base_url, ID_INSTANCE, TOKEN, retry_backoff=0.01, monthly_quota=3 * days + 20))
+    dag, task = _auto_task("{{ 'au' ~ 'to' }}", quota_reserve=20)
+    context = _context(dag, mocker)
+    task.render_template_fields(context)
+    assert task.max_checks == "auto"
+    summary = task.execute(context)
+    assert summary["budget"]["budget"] == 3 and summary["budget"]["runs_left"] == days
+    assert summary["budget"]["reserve"] == 20 and "scheduled run" in summary["budget"]["rule"]
+    assert summary["exists"] + summary["not_exists"] == 3 and summary["pending"] == 5
+    assert "max_checks=auto: 3" in summary["stopped_reason"]
+    assert TOKEN not in str(summary)
+
+
+def test_auto_without_a_monthly_quota_fails_the_task_before_spending(greenapi_conn, warehouse, emulator, mocker):
+    from airflow_provider_greenapi._compat import AirflowFailException
+
+    dag, task = _auto_task("auto")
+    with pytest.raises(AirflowFailException, match="set monthly_quota"):
+        task.execute(_context(dag, mocker))
+    assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == 0
+
+
+def test_a_bad_max_checks_or_reserve_fails_at_parse_time():
+    with pytest.raises(ValueError, match="check: max_checks"):
+        _auto_task("sometimes")
+    with pytest.raises(ValueError, match="check: quota_reserve"):
+        _auto_task("auto", quota_reserve="plenty")
