@@ -41,7 +41,7 @@ from airflow_provider_greenapi.warehouse import (
     StagedInput,
     UsageLedger,
 )
-from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder
+from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder, start_recording
 
 log = logging.getLogger(__name__)
 
@@ -259,17 +259,12 @@ class BulkChecker:
                 self.store.commit()
 
     def _recorder(self, summary: RunSummary) -> UsageRecorder | None:
-        """The run's rows in the usage history, kept up to date while it sends (None: no history table)."""
+        """The run's rows in the usage history, kept up to date while it sends (None: no history)."""
         if self.history is None:
             return None
-        self.history.ensure_table()
-        context = self.context
-        recorder = UsageRecorder(self.history, self.client.id_instance, context.token, context.dag_id,
-                                 context.run_id, lambda: self.client.stats.requests[CHECK_WHATSAPP], self.clock,
-                                 self.options.commit_interval)
-        plan = summary.budget or {}
-        recorder.start(plan.get("budget"), plan.get("explanation"))
-        return recorder
+        return start_recording(self.history, self.client.id_instance, self.context, self.clock,
+                               lambda: self.client.stats.requests[CHECK_WHATSAPP], self.options.commit_interval,
+                               summary.budget)
 
     def _budget(self, queued: int, usage: MonthlyUsage | None, summary: RunSummary) -> tuple[int, str]:
         """How many queued numbers this run may send, and the limit that says so."""

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_greenapi.warehouse.engine import Dialect
+from airflow_provider_greenapi.warehouse.store import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -225,3 +226,21 @@ class UsageRecorder:
             log.warning("Could not update the usage history table %s: %s", self.history.table_name, error)
             return
         self._written = (day, checks, state)
+
+
+def start_recording(history: UsageHistory, instance_id: str, context: RunContext, clock: Callable[[], datetime],
+                    count: Callable[[], int], interval: float, budget: dict[str, Any] | None) -> UsageRecorder | None:
+    """A started recorder of one run (``budget``: what ``auto`` planned), or None when the history table
+    cannot be made: the run goes on without it."""
+    try:
+        history.ensure_table()
+    except Exception as error:
+        with contextlib.suppress(Exception):
+            history.connection.rollback()
+        log.warning("No usage history for this run: the table %s cannot be created (%s).", history.table_name, error)
+        return None
+    recorder = UsageRecorder(history, instance_id, context.token, context.dag_id, context.run_id, count, clock,
+                             interval)
+    plan = budget or {}
+    recorder.start(plan.get("budget"), plan.get("explanation"))
+    return recorder
