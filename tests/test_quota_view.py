@@ -15,14 +15,13 @@ pytestmark = pytest.mark.matrix  # plugin loading differs between Airflow lines
 
 
 def test_airflow_loads_the_plugin_with_its_app_and_menu_entry():
+    """What ``airflow plugins`` lists (the same public call on every line)."""
     from airflow import plugins_manager
 
-    apps, _ = plugins_manager.get_fastapi_plugins()
-    assert any(a["url_prefix"] == URL_PREFIX and a["app"] is GreenApiQuotaPlugin.fastapi_apps[0]["app"]
-               for a in apps)
-    views, _ = plugins_manager._get_ui_plugins()
-    (view,) = [v for v in views if v.get("url_route") == "greenapi-quota"]
-    assert view["href"] == "/greenapi/quota" and view["destination"] == "nav"
+    (info,) = [p for p in plugins_manager.get_plugin_info() if p["name"] == GreenApiQuotaPlugin.name]
+    assert [a["url_prefix"] for a in info["fastapi_apps"]] == [URL_PREFIX]
+    (view,) = info["external_views"]
+    assert (view["href"], view["destination"], view["url_route"]) == ("/greenapi/quota", "nav", "greenapi-quota")
 
 
 def test_the_page_escapes_what_it_shows_and_offers_no_free_text_but_the_month():
