@@ -207,6 +207,8 @@ class BulkChecker:
                 _, summary.pending = self.store.count_staged(self.context.token)
                 state = "done" if failure is None else "stopped"
             except Exception as error:
+                with contextlib.suppress(Exception):  # the lost chunk's locks go before the history's last write
+                    self.store.rollback()
                 raise RuntimeError(
                     f"The run stopped on an error of the warehouse: {error}. The {summary.checked} numbers "
                     "checked until then are stored, except at most the last uncommitted chunk; rerun the task "
