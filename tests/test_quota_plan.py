@@ -230,6 +230,18 @@ def _auto_task(max_checks, **kwargs):
     return dag, task
 
 
+class _Events:
+    """Airflow's outlet_events accessor as the operator uses it: one event (with ``extra``) per asset."""
+
+    def __init__(self, store: dict) -> None:
+        self.store = store
+
+    def __getitem__(self, asset):
+        from types import SimpleNamespace
+
+        return self.store.setdefault(asset, SimpleNamespace(extra={}))
+
+
 def _context(dag, mocker):
     from types import SimpleNamespace
 
@@ -238,7 +250,7 @@ def _context(dag, mocker):
     return {"ti": mocker.MagicMock(), "dag": dag, "dag_run": run, "expanded": True}
 
 
-def test_the_operator_plans_auto_from_a_rendered_template(emulator, warehouse, monkeypatch, mocker):
+def test_the_operator_plans_auto_from_a_rendered_template(emulator, warehouse, monkeypatch, mocker, caplog):
     from airflow_provider_greenapi.emulator import airflow_connection
     from airflow_provider_greenapi.quota_plan import month_bounds
     from tests.conftest import TOKEN
@@ -247,11 +259,17 @@ def test_the_operator_plans_auto_from_a_rendered_template(emulator, warehouse, m
     days = (month_bounds(now)[1] - now.replace(hour=0, minute=0, second=0, microsecond=0)).days
     monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", airflow_connection(
         emulator.base_url, ID_INSTANCE, TOKEN, retry_backoff=0.01, monthly_quota=3 * days + 20))
-    dag, task = _auto_task("{{ 'au' ~ 'to' }}", quota_reserve=20)
+    dag, task = _auto_task("{{ 'au' ~ 'to' }}", quota_reserve=20, emit_asset=True)
     context = _context(dag, mocker)
+    events: dict = {}
+    context["outlet_events"] = _Events(events)
     task.render_template_fields(context)
     assert task.max_checks == "auto"
-    summary = task.execute(context)
+    with caplog.at_level("DEBUG"):
+        summary = task.execute(context)
+    (event,) = events.values()
+    assert event.extra["budget"] == summary["budget"]  # the asset event carries the plan too
+    assert "Budget of this run: max_checks=auto" in caplog.text and TOKEN not in caplog.text
     assert summary["budget"]["budget"] == 3 and summary["budget"]["runs_left"] == days
     assert summary["budget"]["reserve"] == 20 and "scheduled run" in summary["budget"]["rule"]
     assert summary["exists"] + summary["not_exists"] == 3 and summary["pending"] == 5
