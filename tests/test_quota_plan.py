@@ -239,7 +239,7 @@ class _Events:
     def __getitem__(self, asset):
         from types import SimpleNamespace
 
-        return self.store.setdefault(asset, SimpleNamespace(extra={}))
+        return self.store.setdefault(asset.name, SimpleNamespace(extra={}))  # 3.1: an Asset is not hashable
 
 
 def _context(dag, mocker):
