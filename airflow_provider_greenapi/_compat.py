@@ -14,6 +14,11 @@ Import what differs from here, never from ``airflow`` directly. What every suppo
   port and the API answers 400 "The host or port to test differs from the stored connection" before the hook
   runs (fixed in apache/airflow#73298, 3.4.0b2): :data:`TEST_BUTTON_REJECTS_PORTLESS` tells where.
 - ``DagBag`` moved from ``airflow.models.dagbag`` (3.1) to ``airflow.dag_processing.dagbag`` (3.2+).
+- A DAG's ``timetable`` in a task is Airflow core's ``Timetable`` on 3.1; from 3.2 it may be the Task SDK's
+  definition, which cannot compute runs: :func:`core_timetable` turns it into the core one (as the DAG
+  processor does when it serialises the DAG).
+- Airflow 3.1 reads no CLI commands from a provider's ``get_provider_info()["cli"]`` (3.2+ does):
+  :data:`PROVIDER_CLI` tells which; on 3.1 ``python -m airflow_provider_greenapi.cli`` runs the same commands.
 """
 
 from __future__ import annotations
@@ -54,10 +59,14 @@ DECLARATIVE_CONNECTION_FORM = AIRFLOW_LINE >= (3, 2)
 TEST_BUTTON_REJECTS_PORTLESS = Version(AIRFLOW_VERSION).release[:3] >= (3, 3, 1) and AIRFLOW_LINE < (3, 4)
 """True where the UI's Test button fails for every GREEN-API connection (no port); the CLI test works."""
 
+PROVIDER_CLI = AIRFLOW_LINE >= (3, 2)
+"""True where ``airflow greenapi ...`` exists (Airflow registers the provider's ``cli`` commands)."""
+
 __all__ = [
     "AIRFLOW_LINE",
     "AIRFLOW_VERSION",
     "DECLARATIVE_CONNECTION_FORM",
+    "PROVIDER_CLI",
     "TEST_BUTTON_REJECTS_PORTLESS",
     "AirflowException",
     "AirflowFailException",
@@ -65,6 +74,8 @@ __all__ = [
     "AirflowSkipException",
     "TaskDeferred",
     "conf",
+    "connection_reader",
+    "core_timetable",
     "dag_bag",
     "legacy_connection_form_widgets",
     "legacy_ui_field_behaviour",
@@ -78,6 +89,27 @@ def dag_bag(dag_folder: str) -> Any:
     except ImportError:  # Airflow 3.1
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
     return DagBag(dag_folder=dag_folder)
+
+
+def connection_reader() -> Any:
+    """A FastAPI dependency of the API server: the request's user may read connections (Airflow's auth manager
+    decides; 3.1's check is sync, 3.3's async, both take ``GET``). For the provider's UI view."""
+    from airflow.api_fastapi.core_api.security import requires_access_connection
+
+    return requires_access_connection("GET")
+
+
+def core_timetable(timetable: Any) -> Any:
+    """Airflow core's timetable for a DAG's ``timetable`` (SDK definition or core), None for None."""
+    if timetable is None or hasattr(timetable, "next_dagrun_info"):
+        return timetable
+    try:
+        from airflow.serialization.encoders import coerce_to_core_timetable
+    except ImportError:  # a line with SDK timetables but no coerce helper: its (de)serialiser does the same
+        from airflow.serialization.serialized_objects import decode_timetable, encode_timetable
+
+        return decode_timetable(encode_timetable(timetable))
+    return coerce_to_core_timetable(timetable)
 
 
 def legacy_ui_field_behaviour(behaviour: dict[str, Any]) -> dict[str, Any]:

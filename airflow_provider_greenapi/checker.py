@@ -30,6 +30,7 @@ from airflow_provider_greenapi.errors import (
 from airflow_provider_greenapi.in_flight import InFlightWindow
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer, mask_phone_number
+from airflow_provider_greenapi.quota_plan import AutoBudget
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, RunSummary
 from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.warehouse import (
@@ -40,17 +41,20 @@ from airflow_provider_greenapi.warehouse import (
     StagedInput,
     UsageLedger,
 )
+from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder, start_recording
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run; ``shard`` keeps
-    only this task's share of the input (see sharding.py)."""
+    """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run; ``auto_budget``
+    plans that cap from the month's quota instead (quota_plan.py); ``shard`` keeps only this task's share of the
+    input (see sharding.py)."""
 
     freshness: Freshness = field(default_factory=Freshness)
     max_checks: int | None = None
+    auto_budget: AutoBudget | None = None
     dry_run: bool = False
     chunk_size: int = 1000
     commit_interval: float = 5.0
@@ -63,6 +67,8 @@ class CheckOptions:
     def __post_init__(self) -> None:
         if self.max_checks is not None and self.max_checks < 0:
             raise ValueError(f"max_checks must be 0 or more, got {self.max_checks!r}")
+        if self.max_checks is not None and self.auto_budget is not None:
+            raise ValueError("give max_checks or auto_budget, not both")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size!r}")
 
@@ -134,6 +140,7 @@ class BulkChecker:
         normalizer: PhoneNumberNormalizer,
         *,
         ledger: UsageLedger | None = None,
+        history: UsageHistory | None = None,
         options: CheckOptions | None = None,
         context: RunContext | None = None,
         clock: Callable[[], datetime] = _utc_now,
@@ -142,6 +149,8 @@ class BulkChecker:
         self.store = store
         self.normalizer = normalizer
         self.ledger = ledger
+        self.history = history
+        self._by_priority = False  # the queue in priority order (never checked, then stalest): a short budget
         self.options = options or CheckOptions()
         self.context = context or RunContext(token=uuid.uuid4().hex, instance_id=client.id_instance)
         self.clock = clock
@@ -154,6 +163,8 @@ class BulkChecker:
         started = time.monotonic()
         summary = RunSummary(dry_run=self.options.dry_run, instance_id=self.client.id_instance,
                              destination_table=self.store.table_name)
+        if self.options.auto_budget is not None:
+            self.options.auto_budget.check_ready(self.ledger.monthly_quota if self.ledger else None)
         self._health_gate()
         self.store.ensure_table()
         usage = None
@@ -188,15 +199,24 @@ class BulkChecker:
                 log.info("Dry run: would send %d numbers to checkWhatsapp; nothing was sent or stored.",
                          min(budget, queued))
                 return summary
+            self._by_priority = budget < queued
+            recorder = self._recorder(summary)
+            state = "stopped"
             try:
                 failure = _Drain(self, budget, budget_limit, queued, summary).run()
                 _, summary.pending = self.store.count_staged(self.context.token)
+                state = "done" if failure is None else "stopped"
             except Exception as error:
+                with contextlib.suppress(Exception):  # the lost chunk's locks go before the history's last write
+                    self.store.rollback()
                 raise RuntimeError(
                     f"The run stopped on an error of the warehouse: {error}. The {summary.checked} numbers "
                     "checked until then are stored, except at most the last uncommitted chunk; rerun the task "
                     "to resume (numbers already answered are not checked again)."
                 ) from error
+            finally:
+                if recorder is not None:
+                    recorder.stop(state)
         finally:
             if self.options.dry_run:
                 self.store.rollback()
@@ -240,11 +260,26 @@ class BulkChecker:
             if not self.options.dry_run:
                 self.store.commit()
 
+    def _recorder(self, summary: RunSummary) -> UsageRecorder | None:
+        """The run's rows in the usage history, kept up to date while it sends (None: no history)."""
+        if self.history is None:
+            return None
+        return start_recording(self.history, self.client.id_instance, self.context, self.clock,
+                               lambda: self.client.stats.requests[CHECK_WHATSAPP], self.options.commit_interval,
+                               summary.budget)
+
     def _budget(self, queued: int, usage: MonthlyUsage | None, summary: RunSummary) -> tuple[int, str]:
         """How many queued numbers this run may send, and the limit that says so."""
         budget, limit = queued, "the queue"
-        if self.options.max_checks is not None and self.options.max_checks < queued:
-            budget, limit = self.options.max_checks, f"run budget reached (max_checks={self.options.max_checks})"
+        max_checks, name = self.options.max_checks, f"max_checks={self.options.max_checks}"
+        if self.options.auto_budget is not None:
+            assert usage is not None  # check_ready: auto needs the ledger
+            plan = self.options.auto_budget.plan(usage.calls, usage.month)
+            summary.budget = plan.to_dict()
+            log.info("Budget of this run: %s.", plan.explain())
+            max_checks, name = plan.budget, f"max_checks=auto: {plan.budget}"
+        if max_checks is not None and max_checks < queued:
+            budget, limit = max_checks, f"run budget reached ({name})"
         if usage is not None:
             summary.note_monthly_usage(usage.calls, usage.quota, usage.left)
             if usage.left is not None and usage.left < budget:
@@ -258,7 +293,7 @@ class BulkChecker:
     # --- draining the queue ------------------------------------------------------------------------------
 
     def _queued(self, uncommitted: set[str]) -> Generator[str, None, None]:
-        for page in self.store.queued_numbers(self.context.token):
+        for page in self.store.queued_numbers(self.context.token, by_priority=self._by_priority):
             for number in page:
                 if number not in uncommitted:
                     yield number

@@ -25,7 +25,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 }
 
 
-def get_provider_info() -> dict[str, Any]:
+def _core_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-greenapi",
         "name": "GREEN-API",
@@ -72,3 +72,14 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
+
+
+# max_checks="auto"'s companion `airflow greenapi usage` (Airflow 3.2+ reads "cli"; docs/quota.md). The UI view
+# is an entry-point plugin (pyproject.toml): Airflow loads a provider's "plugins" only without lazy discovery.
+_QUOTA_TOOLS: dict[str, Any] = {
+    "cli": ["airflow_provider_greenapi.cli.get_cli_commands"],
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {**_core_provider_info(), **_QUOTA_TOOLS}

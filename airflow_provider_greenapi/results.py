@@ -70,6 +70,8 @@ class RunSummary:
     monthly_used: int | None = None
     monthly_quota: int | None = None
     monthly_left: int | None = None
+    # max_checks="auto": the planned budget and how it was computed (quota_plan.BudgetPlan.to_dict())
+    budget: dict[str, Any] | None = None
     stopped_reason: str | None = None
     dry_run: bool = False
     instance_id: str | None = None
@@ -118,4 +120,5 @@ class RunSummary:
             quota += f", {self.monthly_left} of {self.monthly_quota} left this month"
         elif self.monthly_used is not None:
             quota += f", {self.monthly_used} used this month"
-        return "; ".join(parts) + f". {quota}."
+        budget = f" Budget: {self.budget['explanation']}." if self.budget else ""
+        return "; ".join(parts) + f". {quota}.{budget}"

@@ -156,7 +156,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              (f"{INVARIANTS}::test_no_provider_thread_outlives_a_failing_run",)),
     # --- store: freshness, upsert key, the queue ----------------------------------------------------------
     Mutation("store: a queue page lists each number once", f"{PKG}/warehouse/store.py",
-             "yield list(dict.fromkeys(r[1] for r in records))", "yield [r[1] for r in records]",
+             "return list(dict.fromkeys(r[1] for r in records))", "return [r[1] for r in records]",
              (f"{INVARIANTS}::test_a_number_staged_in_two_chunks_is_requested_once_though_results_were_committed_between",)),
     Mutation("store: an answer older than its window is not fresh", f"{PKG}/warehouse/store.py",
              "if cutoff is None or checked is None or checked < cutoff:", "if cutoff is None or checked is None:",

@@ -17,6 +17,7 @@ from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
 from airflow_provider_greenapi.emulator import NumbersRule
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.warehouse import DEFAULT_USAGE_TABLE, Dialect, ResultsStore, UsageLedger, open_warehouse
+from airflow_provider_greenapi.warehouse.usage_history import UsageHistory
 from tests.conftest import ID_INSTANCE, TOKEN, Warehouse
 
 _RAW_DRIVER_ENGINES = ("sqlite", "postgres")
@@ -34,9 +35,9 @@ class Harness:
         self.settings = {"requests_per_second": 10, "max_in_flight": 4, "retry_backoff": 0.01,
                          "timeout": 2, **settings}
 
-    def run(self, values, keys=None, clock=None, **options):
+    def run(self, values, keys=None, clock=None, history=False, context=None, **options):
         """One run over ``values`` (with their source ``keys``, default all ``""``); ``clock`` replaces the
-        checker's clock of UTC datetimes."""
+        checker's (and the ledger's) clock of UTC datetimes; ``history`` keeps the usage history table too."""
         client = GreenApiClient(self.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings))
         with ExitStack() as stack:
             stack.callback(client.close)
@@ -45,13 +46,22 @@ class Harness:
                 stack.callback(store_connection.close)
                 store = ResultsStore(store_connection, self.warehouse.dialect, "whatsapp_checks")
                 ledger = UsageLedger(self.warehouse.connect_from_threads(self.busy_timeout), self.warehouse.dialect,
-                                     ID_INSTANCE, self.monthly_quota)
+                                     ID_INSTANCE, self.monthly_quota, **({"clock": clock} if clock else {}))
                 stack.callback(ledger.close)
+                history_connection = self.warehouse.connect_from_threads(self.busy_timeout) if history else None
             else:  # as the operator opens them, through the warehouse layer
                 warehouse = open_warehouse(self.warehouse.conn_id)
                 store = warehouse.results_store(stack, "whatsapp_checks")
                 ledger = warehouse.usage_ledger(stack, ID_INSTANCE, self.monthly_quota, DEFAULT_USAGE_TABLE)
+                if clock is not None:
+                    ledger._clock = clock
+                history_connection = warehouse.connect() if history else None
+            if history_connection is not None:
+                stack.callback(history_connection.close)
             checker = BulkChecker(client, store, PhoneNumberNormalizer(), ledger=ledger,
+                                  history=None if history_connection is None else
+                                  UsageHistory(history_connection, self.warehouse.dialect),
+                                  **({"context": context} if context is not None else {}),
                                   options=CheckOptions(**{"state_poll_interval": 0.2, **options}),
                                   **({"clock": clock} if clock is not None else {}))
             keys = [""] * len(values) if keys is None else keys

@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context
@@ -16,6 +16,8 @@ from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, Che
 from airflow_provider_greenapi.errors import retry_can_fix
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
+from airflow_provider_greenapi.operators.runs_left import runs_left_for
+from airflow_provider_greenapi.quota_plan import AUTO, AutoBudget, QuotaReserve, parse_max_checks
 from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.sources import InputRow, numbers_from_value
 from airflow_provider_greenapi.warehouse import (
@@ -30,6 +32,7 @@ from airflow_provider_greenapi.warehouse import (
     open_warehouse,
     source_inputs,
 )
+from airflow_provider_greenapi.warehouse.usage_history import DEFAULT_HISTORY_TABLE, UsageHistory
 
 DEFAULT_DESTINATION_TABLE = "whatsapp_checks"
 RESULTS_XCOM_KEY = "results"  # per-number rows, pushed only when there is no destination table
@@ -62,7 +65,8 @@ class CheckWhatsappOperator(BaseOperator):
     connection's pace, and upserted into ``destination_table``. Returns a small summary as the XCom.
     ``shard_index``/``shard_count`` make it check only its share of the input, so that mapped tasks on
     several connections split one input (``.expand_kwargs(greenapi_shards([...]))``, see docs/scaling.md).
-    See docs/operator.md for every parameter.
+    ``max_checks="auto"`` plans the run's budget from the month's quota and the DAG's schedule, keeping
+    ``quota_reserve`` back (docs/quota.md). See docs/operator.md for every parameter.
     """
 
     template_fields: Sequence[str] = ("phone_numbers", "sql", "destination_table", "max_checks")
@@ -84,11 +88,13 @@ class CheckWhatsappOperator(BaseOperator):
         destination_conn_id: str | None = None,
         destination_table: str | None = None,
         usage_table: str = DEFAULT_USAGE_TABLE,
+        usage_history_table: str = DEFAULT_HISTORY_TABLE,
         requests_per_second: float | None = None,
         max_in_flight: int | None = None,
         max_age: timedelta | float | None = timedelta(days=30),
         max_age_not_exists: timedelta | float | None = timedelta(days=7),
-        max_checks: int | None = None,
+        max_checks: int | str | None = None,
+        quota_reserve: int | float | str | None = None,
         dry_run: bool = False,
         chunk_size: int = 1000,
         max_xcom_results: int = 1000,
@@ -118,9 +124,15 @@ class CheckWhatsappOperator(BaseOperator):
             raise ValueError(f"{self.task_id}: state_poll_interval must be a number of seconds above 0.")
         if destination_table is not None and not destination_conn_id:
             raise ValueError(f"{self.task_id}: destination_table needs destination_conn_id.")
-        for name in (destination_table, usage_table):
+        for name in (destination_table, usage_table, usage_history_table):
             if name is not None and "{{" not in name:
                 check_table_name(name)
+        try:
+            if not (isinstance(max_checks, str) and "{{" in max_checks):
+                parse_max_checks(max_checks)  # a templated value is checked once rendered
+            self.quota_reserve = QuotaReserve.parse(quota_reserve)
+        except ValueError as error:
+            raise ValueError(f"{self.task_id}: {error}") from None
         # Fail at parse time on a bad region or rule, not after the run has started.
         PhoneNumberNormalizer(default_region, _rules(number_rules))
         self.phone_numbers = phone_numbers
@@ -134,6 +146,7 @@ class CheckWhatsappOperator(BaseOperator):
         self.destination_conn_id = destination_conn_id
         self.destination_table = destination_table or (DEFAULT_DESTINATION_TABLE if destination_conn_id else None)
         self.usage_table = usage_table
+        self.usage_history_table = usage_history_table
         self.requests_per_second = requests_per_second
         self.max_in_flight = max_in_flight
         self.max_age = _as_timedelta(max_age, "max_age")
@@ -173,9 +186,21 @@ class CheckWhatsappOperator(BaseOperator):
             )
         hook = GreenApiHook(self.greenapi_conn_id)
         normalizer = PhoneNumberNormalizer(self.default_region, _rules(self.number_rules))
+        max_checks = parse_max_checks(self.max_checks)  # rendered: "auto" may come from a template
+        auto = None
+        if max_checks == AUTO:
+            if not self.destination_conn_id:
+                raise ValueError(
+                    f"{self.task_id}: max_checks=\"auto\" needs destination_conn_id: the usage ledger that counts the "
+                    "month's checks lives in the warehouse. Nothing was checked."
+                )
+            auto = AutoBudget(hook.monthly_quota, runs_left_for(context, datetime.now(timezone.utc)),
+                              self.quota_reserve)
+            auto.check_ready(hook.monthly_quota)
         options = CheckOptions(
             freshness=Freshness(self.max_age, self.max_age_not_exists),
-            max_checks=None if self.max_checks in (None, "") else int(self.max_checks),
+            max_checks=max_checks if isinstance(max_checks, int) else None,
+            auto_budget=auto,
             dry_run=self.dry_run_mode,
             chunk_size=self.chunk_size,
             results_limit=None if self.destination_conn_id else self.max_xcom_results,
@@ -186,14 +211,15 @@ class CheckWhatsappOperator(BaseOperator):
         with ExitStack() as stack:
             client = hook.get_client(requests_per_second=self.requests_per_second, max_in_flight=self.max_in_flight)
             stack.callback(client.close)
-            store, ledger = self._open_store(stack, hook)
+            store, ledger, history = self._open_store(stack, hook)
             run_context = RunContext(
                 token=uuid.uuid4().hex,
                 instance_id=hook.id_instance,
                 dag_id=self.dag_id,
                 run_id=getattr(dag_run, "run_id", None),
             )
-            checker = BulkChecker(client, store, normalizer, ledger=ledger, options=options, context=run_context)
+            checker = BulkChecker(client, store, normalizer, ledger=ledger, history=history, options=options,
+                                  context=run_context)
             inputs = self._inputs(stack, store)
             try:
                 summary = checker.run(inputs)
@@ -235,19 +261,22 @@ class CheckWhatsappOperator(BaseOperator):
             outputs.append(Dataset(*lineage_name(self.destination_conn_id, self.destination_table)))
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
-    def _open_store(self, stack: ExitStack, hook: GreenApiHook) -> tuple[ResultsStore, UsageLedger | None]:
+    def _open_store(self, stack: ExitStack, hook: GreenApiHook
+                    ) -> tuple[ResultsStore, UsageLedger | None, UsageHistory | None]:
         if not self.destination_conn_id:
             if hook.monthly_quota is not None:
                 self.log.warning(
                     "monthly_quota is set on %r but there is no destination_conn_id to keep the usage ledger "
                     "in: the quota is not enforced.", self.greenapi_conn_id,
                 )
-            return in_memory_store(stack, DEFAULT_DESTINATION_TABLE), None
+            return in_memory_store(stack, DEFAULT_DESTINATION_TABLE), None, None
         assert self.destination_table is not None
         warehouse = open_warehouse(self.destination_conn_id)
         store = warehouse.results_store(stack, self.destination_table)
         ledger = warehouse.usage_ledger(stack, hook.id_instance, hook.monthly_quota, self.usage_table)
-        return store, ledger
+        connection = warehouse.connect()  # its own: the history is written from the recorder's thread
+        stack.callback(connection.close)
+        return store, ledger, UsageHistory(connection, warehouse.dialect, self.usage_history_table)
 
     def _inputs(self, stack: ExitStack, store: ResultsStore) -> Iterator[InputRow]:
         if self.sql is None:

@@ -394,3 +394,26 @@ class UsageLedger:
             cursor.execute(sql, params)
         finally:
             cursor.close()
+
+
+def usage_in_month(connection: Any, dialect: Dialect, month: str, table: str = DEFAULT_USAGE_TABLE,
+                   quotas: dict[str, int] | None = None) -> list[MonthlyUsage]:
+    """Every instance's count for ``month`` (``YYYY-MM``), read-only, for reports (CLI, UI). ``quotas``: the
+    monthly quota per instance id from its GREEN-API connection; without one, GREEN-API's reported total."""
+    engine = dialect.engine
+    cursor = connection.cursor()
+    try:
+        cursor.execute(
+            f"SELECT instance_id, calls, reported_used, reported_total FROM {engine.table_name(table)} "
+            f"WHERE month = {engine.placeholder} ORDER BY instance_id",
+            (month,),
+        )
+        records = cursor.fetchall()
+    finally:
+        cursor.close()
+    engine.end_read(connection)
+    with contextlib.suppress(Exception):
+        connection.rollback()  # end the read transaction
+    quotas = quotas or {}
+    return [MonthlyUsage(str(i), month, int(calls), quotas.get(str(i), total), used, total)
+            for i, calls, used, total in records]

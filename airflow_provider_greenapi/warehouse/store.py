@@ -248,35 +248,68 @@ class ResultsStore:
         self.engine.end_read(self.connection)
         return distinct, queued
 
-    def queued_numbers(self, token: str, page_size: int = 1000) -> Iterator[list[str]]:
-        """Pages of distinct queued numbers of this run, oldest queued first. Pages are read lazily, so a
-        number whose result was committed meanwhile no longer shows up."""
+    def queued_numbers(self, token: str, page_size: int = 1000, by_priority: bool = False) -> Iterator[list[str]]:
+        """Pages of distinct queued numbers of this run, oldest queued first; ``by_priority`` (a budget short of
+        the queue): numbers never answered first, then the stalest stored answers, then the rest. Pages are
+        read lazily, so a number whose result was committed meanwhile no longer shows up."""
+        if by_priority:
+            yield from self._queued_by_priority(token, page_size)
+            return
         last: tuple[Any, str] | None = None
         while True:
-            cursor = self.connection.cursor()  # one per page: the connection commits between pages
-            try:
-                if last is None:
-                    cursor.execute(
-                        f"SELECT queued_at, phone_number FROM {self._table} WHERE staged_by = {self._p} "
-                        f"AND queued_at IS NOT NULL ORDER BY queued_at, phone_number LIMIT {int(page_size)}",
-                        (token,),
-                    )
-                else:
-                    cursor.execute(
-                        f"SELECT queued_at, phone_number FROM {self._table} WHERE staged_by = {self._p} "
-                        f"AND queued_at IS NOT NULL AND (queued_at > {self._p} OR "
-                        f"(queued_at = {self._p} AND phone_number > {self._p})) "
-                        f"ORDER BY queued_at, phone_number LIMIT {int(page_size)}",
-                        (token, last[0], last[0], last[1]),
-                    )
-                records = cursor.fetchall()
-            finally:
-                cursor.close()
-            self.engine.end_read(self.connection)
+            if last is None:
+                records = self._page(
+                    f"SELECT queued_at, phone_number FROM {self._table} WHERE staged_by = {self._p} "
+                    f"AND queued_at IS NOT NULL ORDER BY queued_at, phone_number LIMIT {int(page_size)}",
+                    (token,),
+                )
+            else:
+                records = self._page(
+                    f"SELECT queued_at, phone_number FROM {self._table} WHERE staged_by = {self._p} "
+                    f"AND queued_at IS NOT NULL AND (queued_at > {self._p} OR "
+                    f"(queued_at = {self._p} AND phone_number > {self._p})) "
+                    f"ORDER BY queued_at, phone_number LIMIT {int(page_size)}",
+                    (token, last[0], last[0], last[1]),
+                )
             if not records:
                 return
             last = (records[-1][0], records[-1][1])
-            yield list(dict.fromkeys(r[1] for r in records))
+            yield _distinct_numbers(records)
+
+    def _queued_by_priority(self, token: str, page_size: int) -> Iterator[list[str]]:
+        """The queue by ``checked_at`` (the stored answer's age), never-answered rows (NULL) first: first the
+        NULLs by number, then the answers oldest first, each page after the last row of the one before."""
+        p, limit = self._p, int(page_size)
+        base = f"SELECT checked_at, phone_number FROM {self._table} WHERE staged_by = {p} AND queued_at IS NOT NULL"
+        last: tuple[Any, str] | None = None
+        unanswered = True
+        while True:
+            if unanswered:
+                after = "" if last is None else f" AND phone_number > {p}"
+                records = self._page(f"{base} AND checked_at IS NULL{after} ORDER BY phone_number LIMIT {limit}",
+                                     (token,) if last is None else (token, last[1]))
+                if not records:
+                    unanswered, last = False, None
+                    continue
+            else:
+                after = "" if last is None else f" AND (checked_at > {p} OR (checked_at = {p} AND phone_number > {p}))"
+                records = self._page(
+                    f"{base} AND checked_at IS NOT NULL{after} ORDER BY checked_at, phone_number LIMIT {limit}",
+                    (token,) if last is None else (token, last[0], last[0], last[1]))
+                if not records:
+                    return
+            last = (records[-1][0], records[-1][1])
+            yield _distinct_numbers(records)
+
+    def _page(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        cursor = self.connection.cursor()  # one per page: the connection commits between pages
+        try:
+            cursor.execute(sql, params)
+            records = cursor.fetchall()
+        finally:
+            cursor.close()
+        self.engine.end_read(self.connection)
+        return list(records)
 
     def write_outcomes(self, outcomes: Sequence[CheckOutcome], context: RunContext, now: datetime) -> None:
         """Store results for every queued row of each number (not committed). A batched engine writes the
@@ -341,6 +374,11 @@ class ResultsStore:
 
     def rollback(self) -> None:
         self.connection.rollback()
+
+
+def _distinct_numbers(records: list[Any]) -> list[str]:
+    """The numbers of a queue page (rows ``(key, phone_number)``), each once, in page order."""
+    return list(dict.fromkeys(r[1] for r in records))
 
 
 def _invalid_key(number: NormalizedNumber) -> str:

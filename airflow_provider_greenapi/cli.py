@@ -1,0 +1,74 @@
+"""``airflow greenapi usage``: the month's GREEN-API usage per instance, from a warehouse's usage ledger.
+
+Registered through ``get_provider_info()["cli"]`` (Airflow 3.2+ reads it). Airflow 3.1 reads no provider
+commands: there, ``python -m airflow_provider_greenapi.cli usage ...`` runs the same command with the same
+arguments (see docs/quota.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+_ARGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("warehouse_conn_id",), {"help": "the warehouse connection whose usage ledger to read (the operator's "
+                                      "destination_conn_id)"}),
+    (("--greenapi-conn-id",), {"help": "a GREEN-API connection: its instance only, with its monthly_quota "
+                                       "(the token is never read out)", "default": None}),
+    (("--month",), {"help": "the UTC month, YYYY-MM (default: this month)", "default": None}),
+    (("--output", "-o"), {"help": "table (default) or json", "choices": ["table", "json"], "default": "table"}),
+    (("--runs",), {"help": "how many of the last runs to list per instance (default 10)", "type": int,
+                   "default": 10}),
+    (("--usage-table",), {"help": "the usage ledger's table (the operator's usage_table)", "default": None}),
+    (("--history-table",), {"help": "the usage history's table (the operator's usage_history_table)",
+                            "default": None}),
+]
+
+
+def get_cli_commands() -> list[Any]:
+    """The provider's commands, for Airflow's CLI parser (``get_provider_info()["cli"]``)."""
+    from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
+
+    usage = ActionCommand(
+        name="usage",
+        help="This month's checkWhatsapp calls per instance, the quota, what is left, checks per day and the runs",
+        func=lazy_load_command("airflow_provider_greenapi.cli.usage_command"),
+        args=tuple(Arg(flags, **options) for flags, options in _ARGS),
+    )
+    return [GroupCommand(name="greenapi", help="GREEN-API provider commands", subcommands=(usage,))]
+
+
+def usage_command(args: argparse.Namespace) -> None:
+    """Print the report; a bad argument or connection exits with the reason (never a traceback)."""
+    from airflow_provider_greenapi.usage_report import describe, greenapi_quotas, month_usage, parse_month
+    from airflow_provider_greenapi.warehouse import DEFAULT_USAGE_TABLE
+    from airflow_provider_greenapi.warehouse.usage_history import DEFAULT_HISTORY_TABLE
+
+    try:
+        month = parse_month(args.month)
+        quotas = greenapi_quotas([args.greenapi_conn_id]) if args.greenapi_conn_id else {}
+        reports = month_usage(args.warehouse_conn_id, month, quotas, only_configured=bool(quotas),
+                              usage_table=args.usage_table or DEFAULT_USAGE_TABLE,
+                              history_table=args.history_table or DEFAULT_HISTORY_TABLE)
+    except Exception as error:
+        raise SystemExit(f"airflow greenapi usage: {error}") from None
+    if args.output == "json":
+        print(json.dumps({"month": month, "instances": [r.to_dict(args.runs) for r in reports]}, indent=2))
+    else:
+        print(describe(reports, month, args.runs))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m airflow_provider_greenapi.cli usage ...`` (for Airflow 3.1, which has no provider CLI)."""
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_greenapi.cli")
+    commands = parser.add_subparsers(dest="command", required=True)
+    usage = commands.add_parser("usage", help="the month's GREEN-API usage per instance")
+    for flags, options in _ARGS:
+        usage.add_argument(*flags, **options)
+    usage_command(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

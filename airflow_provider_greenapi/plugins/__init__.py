@@ -1,0 +1,1 @@
+"""Airflow plugins the provider ships (loaded through ``get_provider_info()["plugins"]``)."""
