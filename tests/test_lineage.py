@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import uuid
 
 import pytest
 from airflow.sdk import BaseHook
@@ -112,14 +113,15 @@ def test_without_openlineage_installed_lineage_is_none(monkeypatch):
 # --- the same names as the database's own operators -------------------------------------------------------
 
 SAME_AS_COMMON_SQL = [
-    "SELECT id, phone FROM contacts",
-    'SELECT id, phone FROM "Optins"',
-    "SELECT c.id, p.phone FROM contacts c JOIN crm.phones p ON p.contact_id = c.id",
-    "SELECT id, phone FROM crm.phones",
+    "SELECT id, phone FROM contacts_{t}",
+    'SELECT id, phone FROM "Optins_{t}"',
+    "SELECT c.id, p.phone FROM contacts_{t} c JOIN crm.phones_{t} p ON p.contact_id = c.id",
+    "SELECT id, phone FROM crm.phones_{t}",
 ]
-# No two names that differ only in case: MySQL's and Snowflake's information schema look-ups (common-sql's
-# side) would match both.
-TABLES = ["contacts", '"Optins"', "crm.phones", "whatsapp_checks"]
+# Names of this test only ({t}): for a table named without a schema, common-sql's MySQL look-up reads the
+# information schema of every database on the server, and would report the same name in other tests'
+# databases too. No two names differ only in case: MySQL's and Snowflake's look-ups would match both.
+TABLES = ["contacts_{t}", '"Optins_{t}"', "crm.phones_{t}", "checks_{t}"]
 
 
 @pytest.mark.parametrize("engine", engine_params("postgres", "mysql", "snowflake"))
@@ -130,20 +132,22 @@ def test_names_match_what_sql_execute_query_operator_emits(engine, tmp_path, req
     from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
     warehouse = make_warehouse(engine, tmp_path, request, monkeypatch)
-    quote = "`" if engine == "mysql" else '"'
+    quote, tag = ("`" if engine == "mysql" else '"'), uuid.uuid4().hex[:8]
     for table in TABLES:
         schema, _, _ = table.rpartition(".")
         if schema:
             warehouse.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        warehouse.execute(f"CREATE TABLE {table.replace(chr(34), quote)} (id INTEGER, phone TEXT, contact_id INTEGER)")
+        warehouse.execute(f"CREATE TABLE {table.format(t=tag).replace(chr(34), quote)} "
+                          "(id INTEGER, phone TEXT, contact_id INTEGER)")
     for sql in SAME_AS_COMMON_SQL:
-        sql = sql.replace('"', quote)
+        sql = sql.format(t=tag).replace('"', quote)
         theirs = SQLExecuteQueryOperator(task_id="q", conn_id="warehouse", sql=sql).get_openlineage_facets_on_start()
         assert theirs.inputs, f"common-sql found no input in {sql!r}"
         assert names(lineage(sql).inputs) == names(theirs.inputs), sql
-    insert = "INSERT INTO whatsapp_checks (phone) SELECT phone FROM contacts"
+    insert = f"INSERT INTO checks_{tag} (phone) SELECT phone FROM contacts_{tag}"
     theirs = SQLExecuteQueryOperator(task_id="q", conn_id="warehouse", sql=insert).get_openlineage_facets_on_start()
-    assert names(lineage("SELECT id, phone FROM contacts").outputs) == names(theirs.outputs)
+    assert theirs.outputs
+    assert names(lineage("SELECT 1", destination_table=f"checks_{tag}").outputs) == names(theirs.outputs)
 
 
 def test_common_sql_reports_nothing_for_sqlite(tmp_path, request, monkeypatch):
