@@ -53,6 +53,7 @@ LEDGER = "tests/test_ledger.py"
 NUMBERS = "tests/test_numbers.py"
 SETTINGS = "tests/test_settings.py"
 HOOK = "tests/test_hook.py"
+LINEAGE = "tests/test_lineage.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- errors: what is retried, what stops a run --------------------------------------------------------
@@ -195,6 +196,17 @@ MUTATIONS: tuple[Mutation, ...] = (
              "    if True:\n        return nsn\n    try:", (NUMBERS,)),
     Mutation("numbers: a masked number shows only its last 4 digits", f"{PKG}/numbers/masking.py",
              'return "*" * (len(digits) - _MASK_KEEP) + digits[-_MASK_KEEP:]', "return digits", (NUMBERS,)),
+    # --- lineage: the tables a source query reads, named as the database's own operators name them ----------
+    Mutation("lineage: every table a query reads is an input (joins, sub-queries)", f"{PKG}/warehouse/lineage.py",
+             "return naming.datasets(parsed.in_tables)", "return naming.datasets(parsed.in_tables[:1])",
+             (LINEAGE,)),
+    Mutation("lineage: the tables inside a CTE are inputs (the parser gets no default schema)",
+             f"{PKG}/warehouse/lineage.py", "SQLParser(dialect=naming.dialect)",
+             "SQLParser(dialect=naming.dialect, default_schema=naming.default_schema)", (LINEAGE,)),
+    Mutation("lineage: a table named without a schema gets the connection's default", f"{PKG}/warehouse/lineage.py",
+             "t.schema or self.default_schema", "t.schema", (LINEAGE,)),
+    Mutation("lineage: names follow the hook's OpenLineage database info", f"{PKG}/warehouse/lineage.py",
+             "info = hook.get_openlineage_database_info(conn)", "info = None", (LINEAGE,)),
     # --- redaction ----------------------------------------------------------------------------------------
     Mutation("redaction: registered secrets are masked", f"{PKG}/redaction.py",
              "text = text.replace(secret, _MASK)", "text = text", (CLIENT,)),

@@ -1,8 +1,7 @@
-"""Assets and OpenLineage: what the operator tells Airflow about the tables it reads and writes."""
+"""Assets: what the operator tells Airflow about the table it writes (OpenLineage: test_lineage.py)."""
 
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -44,23 +43,3 @@ def test_a_downstream_dag_is_scheduled_on_the_asset():
     asset = results_table_asset("warehouse_default", "whatsapp_checks")
     assert asset in producer.get_task("check_contacts").outlets
     assert asset.uri in str(consumer.timetable.asset_condition)
-
-
-def test_lineage_names_the_source_and_the_results_tables(warehouse):
-    operator = CheckWhatsappOperator(task_id="check", sql="SELECT id, phone FROM crm.contacts WHERE active",
-                                     source_conn_id="warehouse", destination_conn_id="warehouse")
-    lineage = operator.get_openlineage_facets_on_complete(None)
-    (source,), (destination,) = lineage.inputs, lineage.outputs
-    if warehouse.dialect.value == "sqlite":
-        assert source.namespace.startswith("sqlite://") and source.name == "crm.contacts"
-        assert destination.name == "whatsapp_checks"
-    else:
-        assert source.namespace.startswith("postgres://127.0.0.1:")
-        assert source.name.endswith(".crm.contacts")
-        assert destination.name.endswith(".public.whatsapp_checks")
-
-
-def test_lineage_without_openlineage_installed_is_none(monkeypatch):
-    monkeypatch.setitem(sys.modules, "airflow.providers.openlineage.extractors", None)
-    operator = CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS)
-    assert operator.get_openlineage_facets_on_complete(None) is None

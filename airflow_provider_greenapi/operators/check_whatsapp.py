@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -28,15 +27,14 @@ from airflow_provider_greenapi.warehouse import (
     UsageLedger,
     check_table_name,
     in_memory_store,
-    lineage_name,
     open_warehouse,
     source_inputs,
+    task_lineage,
 )
 from airflow_provider_greenapi.warehouse.usage_history import DEFAULT_HISTORY_TABLE, UsageHistory
 
 DEFAULT_DESTINATION_TABLE = "whatsapp_checks"
 RESULTS_XCOM_KEY = "results"  # per-number rows, pushed only when there is no destination table
-_FROM_TABLE = re.compile(r"\bfrom\s+([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)", re.IGNORECASE)
 
 
 def results_table_asset(destination_conn_id: str, destination_table: str = DEFAULT_DESTINATION_TABLE) -> Asset:
@@ -245,21 +243,9 @@ class CheckWhatsappOperator(BaseOperator):
                 events[outlet].extra.update(summary)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Lineage for OpenLineage: the source table (when the query reads one) and the results table.
-        OpenLineage is optional: without it this returns None."""
-        try:
-            from airflow.providers.openlineage.extractors import OperatorLineage
-            from openlineage.client.event_v2 import Dataset
-        except ImportError:
-            return None
-        inputs = []
-        source = _FROM_TABLE.search(self.sql or "")
-        if source and self.source_conn_id:
-            inputs.append(Dataset(*lineage_name(self.source_conn_id, source.group(1))))
-        outputs = []
-        if self.destination_conn_id and self.destination_table:
-            outputs.append(Dataset(*lineage_name(self.destination_conn_id, self.destination_table)))
-        return OperatorLineage(inputs=inputs, outputs=outputs)
+        """Lineage for OpenLineage: the tables the source query reads (by OpenLineage's SQL parser) and the
+        results table (warehouse/lineage.py). OpenLineage is optional: without it this returns None."""
+        return task_lineage(self.sql, self.source_conn_id, self.destination_conn_id, self.destination_table)
 
     def _open_store(self, stack: ExitStack, hook: GreenApiHook
                     ) -> tuple[ResultsStore, UsageLedger | None, UsageHistory | None]:

@@ -4,7 +4,8 @@
   (``sqlite``, ``postgres``, ``duckdb``, ``mysql``, ``snowflake``) holds only what differs for it;
 - ``store.py``: the results table, its staging, the work queue, the freshness look-up;
 - ``ledger.py``: the monthly usage ledger;
-- ``connections.py``: Airflow connection ids -> hooks, engines, connections, streamed source queries.
+- ``connections.py``: Airflow connection ids -> hooks, engines, connections, streamed source queries;
+- ``lineage.py``: the OpenLineage datasets of a task (the source query's tables, the results table).
 
 The checker and the operator use these through their public names and never learn which engine they
 talk to. docs/warehouses.md describes each engine.
@@ -15,12 +16,12 @@ from airflow_provider_greenapi.warehouse.connections import (
     dialect_of,
     get_db_hook,
     in_memory_store,
-    lineage_name,
     open_warehouse,
     source_inputs,
 )
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, check_table_name
 from airflow_provider_greenapi.warehouse.ledger import DEFAULT_USAGE_TABLE, MonthlyUsage, UsageLedger
+from airflow_provider_greenapi.warehouse.lineage import task_lineage
 from airflow_provider_greenapi.warehouse.store import (
     COLUMN_NAMES,
     Freshness,
@@ -48,8 +49,8 @@ __all__ = [
     "dialect_of",
     "get_db_hook",
     "in_memory_store",
-    "lineage_name",
     "open_warehouse",
     "quote_table_name",
     "source_inputs",
+    "task_lineage",
 ]

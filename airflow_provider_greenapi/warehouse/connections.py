@@ -1,5 +1,5 @@
 """Airflow adapter: an Airflow connection id -> its common-sql hook, its engine, and the connections the
-results store, the usage ledger and a source query use."""
+results store, the usage ledger and a source query use (lineage.py names their tables for OpenLineage)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,15 @@ def get_db_hook(conn_id: str, role: str) -> Any:
             f"(a common-sql hook of one of the supported engines: {engine_names()})."
         )
     return hook
+
+
+def engine_of(hook: Any, conn_id: str) -> Engine:
+    """The engine of a common-sql hook; the generic engine for a database this provider does not list
+    (its tables can still be read, through its driver's cursor)."""
+    try:
+        return dialect_of(hook, conn_id).engine
+    except ValueError:
+        return Engine()
 
 
 def dialect_of(hook: Any, conn_id: str) -> Dialect:
@@ -112,10 +121,7 @@ def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | 
     results' (conn id, store): an engine whose file a task may open once (SQLite) reads through the store's
     own connection when the source is the same connection."""
     hook = get_db_hook(conn_id, "source")
-    try:
-        engine = dialect_of(hook, conn_id).engine
-    except ValueError:
-        engine = Engine()  # any other common-sql database can still be read, through its driver's cursor
+    engine = engine_of(hook, conn_id)
     if destination is not None and destination[0] == conn_id and engine.shares_source_connection():
         connection = destination[1].connection
     else:
@@ -123,11 +129,3 @@ def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | 
         stack.callback(connection.close)
     return numbers_from_query(engine.source_cursor(hook, connection), sql, phone_column, key_column, chunk_size)
 
-
-def lineage_name(conn_id: str, table: str) -> tuple[str, str]:
-    """(namespace, name) of a table of connection ``conn_id`` as OpenLineage names datasets."""
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(conn_id)
-    dialect = _BY_CONN_TYPE.get(conn.conn_type or "")
-    return (dialect.engine if dialect else Engine()).lineage_name(conn, table)

@@ -184,8 +184,14 @@ class DuckDBEngine(Engine):
     has_indexes = False
     lock_wait: float = LOCK_WAIT_SECONDS
 
-    def lineage_name(self, conn: Any, table: str) -> tuple[str, str]:
-        return f"duckdb://{conn.host or conn.extra_dejson.get('database', '')}", table
+    def lineage_namespace(self, conn: Any) -> tuple[str, str | None]:
+        return "duckdb", conn.host or conn.extra_dejson.get("database", "")  # the file's path
+
+    def lineage_dialect(self, hook: Any, conn: Any) -> str:
+        return "duckdb"  # the DuckDB hook has no OpenLineage dialect of its own ("generic")
+
+    def lineage_default_schema(self, hook: Any, conn: Any) -> str | None:
+        return "main"  # DuckDB's default schema
 
     def connect(self, hook: Any) -> Any:
         if not hook.get_database() or hook.get_database() == ":memory:":

@@ -124,9 +124,19 @@ class Engine:
     def end_read(self, connection: Any) -> None:
         """Called after a statement sequence that only read: engines that hold a file lock release it."""
 
-    def lineage_name(self, conn: Any, table: str) -> tuple[str, str]:
-        """(namespace, name) of ``table`` as OpenLineage names datasets of this engine."""
-        return f"{conn.conn_type}://{conn.host or conn.conn_id}", table
+    # --- OpenLineage naming (lineage.py): the hook's own, but for what a hook does not say ---------------
+
+    def lineage_namespace(self, conn: Any) -> tuple[str, str | None]:
+        """(scheme, authority) of the OpenLineage namespace, for a hook with no ``get_openlineage_database_info``."""
+        return conn.conn_type, conn.host or conn.conn_id
+
+    def lineage_dialect(self, hook: Any, conn: Any) -> str:
+        """The OpenLineage SQL parser's dialect for source queries."""
+        return str(hook.get_openlineage_database_dialect(conn))
+
+    def lineage_default_schema(self, hook: Any, conn: Any) -> str | None:
+        """The schema of a table named without one (PostgreSQL asks the server: ``current_schema``)."""
+        return hook.get_openlineage_default_schema()
 
     # --- schema -----------------------------------------------------------------------------------------
 

@@ -28,9 +28,8 @@ class MySQLEngine(Engine):
     def to_db_time(self, value: datetime | None) -> Any:
         return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None)
 
-    def lineage_name(self, conn: Any, table: str) -> tuple[str, str]:
-        schema, _, name = table.rpartition(".")
-        return f"mysql://{conn.host}:{conn.port or 3306}", f"{schema or conn.schema}.{name}"
+    def lineage_default_schema(self, hook: Any, conn: Any) -> str | None:
+        return getattr(hook, "schema", None) or conn.schema or None  # MySQL's schema is the database
 
     def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
         """An unbuffered (server-side) cursor: rows come from the server as they are fetched."""

@@ -15,10 +15,6 @@ class PostgresEngine(Engine):
     conn_types = ("postgres", "postgresql")
     timestamp_type = "TIMESTAMPTZ"
 
-    def lineage_name(self, conn: Any, table: str) -> tuple[str, str]:
-        schema, _, name = table.rpartition(".")
-        return f"postgres://{conn.host}:{conn.port or 5432}", f"{conn.schema or 'postgres'}.{schema or 'public'}.{name}"
-
     def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
         """A server-side (named) cursor: its rows arrive in batches instead of all at once."""
         return lambda: connection.cursor(name="greenapi_source", withhold=True)

@@ -31,12 +31,6 @@ class SnowflakeEngine(Engine):
     def quote(self, identifier: str) -> str:
         return identifier
 
-    def lineage_name(self, conn: Any, table: str) -> tuple[str, str]:
-        extra = conn.extra_dejson
-        schema, _, name = table.rpartition(".")
-        parts = [extra.get("database") or conn.schema, schema or extra.get("schema") or "PUBLIC", name]
-        return f"snowflake://{extra.get('account', conn.host)}", ".".join(str(p).upper() for p in parts)
-
     def to_db_time(self, value: datetime | None) -> Any:
         return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None)
 

@@ -28,8 +28,14 @@ class SQLiteEngine(Engine):
         uri = hook.get_uri().replace("sqlite:///", "file:")
         return sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
 
-    def lineage_name(self, conn: Any, table: str) -> tuple[str, str]:
-        return f"sqlite://{conn.host}", table
+    def lineage_namespace(self, conn: Any) -> tuple[str, str | None]:
+        return "sqlite", conn.host  # the file's path: sqlite:///path/to/file.db
+
+    def lineage_dialect(self, hook: Any, conn: Any) -> str:
+        return "sqlite"  # the SQLite hook has no OpenLineage dialect of its own ("generic")
+
+    def lineage_default_schema(self, hook: Any, conn: Any) -> str | None:
+        return "main"  # SQLite's name for the connection's own file (an attached file is another schema)
 
     def shares_source_connection(self) -> bool:
         return True  # one file read and written by two connections of one task would lock itself out
