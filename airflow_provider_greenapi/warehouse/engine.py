@@ -145,6 +145,16 @@ class Engine:
         """Serialise this task's CREATE ... IF NOT EXISTS of ``table`` with other tasks' (see postgres.py)."""
         yield
 
+    def create_table(self, connection: Any, table: str, columns: str) -> None:
+        """``CREATE TABLE IF NOT EXISTS table (columns)`` under the schema lock, committed."""
+        cursor = connection.cursor()
+        try:
+            with self.schema_lock(cursor, table):
+                cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.table_name(table)} ({columns})")
+        finally:
+            cursor.close()
+        connection.commit()
+
     def index_missing(self, cursor: Any, table: str, index: str) -> bool:
         """False when ``index`` of ``table`` exists (engines whose CREATE INDEX IF NOT EXISTS would wait)."""
         return True

@@ -126,20 +126,13 @@ class UsageLedger:
         self._closed = False
 
     def ensure_table(self) -> None:
-        engine = self.engine
-        ts, key = engine.timestamp_type, engine.key_text_type(64)
+        ts, key = self.engine.timestamp_type, self.engine.key_text_type(64)
         with self._lock:
-            cursor = self.connection.cursor()
-            try:
-                with engine.schema_lock(cursor, self.table_name):
-                    cursor.execute(
-                        f"CREATE TABLE IF NOT EXISTS {self._table} (instance_id {key} NOT NULL, month {key} NOT "
-                        f"NULL, calls INTEGER NOT NULL DEFAULT 0, reported_used INTEGER, reported_total INTEGER, "
-                        f"updated_at {ts}, PRIMARY KEY (instance_id, month))"
-                    )
-            finally:
-                cursor.close()
-            self.connection.commit()
+            self.engine.create_table(
+                self.connection, self.table_name,
+                f"instance_id {key} NOT NULL, month {key} NOT NULL, calls INTEGER NOT NULL DEFAULT 0, "
+                f"reported_used INTEGER, reported_total INTEGER, updated_at {ts}, PRIMARY KEY (instance_id, month)",
+            )
 
     def month(self) -> str:
         return self._clock().astimezone(timezone.utc).strftime("%Y-%m")

@@ -84,21 +84,15 @@ class UsageHistory:
 
     def ensure_table(self) -> None:
         engine = self.engine
-        key, ts = engine.key_text_type(64), engine.timestamp_type
+        key, ts, text = engine.key_text_type(64), engine.timestamp_type, engine.text_type
         with self._lock:
-            cursor = self.connection.cursor()
-            try:
-                with engine.schema_lock(cursor, self.table_name):
-                    cursor.execute(
-                        f"CREATE TABLE IF NOT EXISTS {self._table} (instance_id {key} NOT NULL, run_token {key} "
-                        f"NOT NULL, day {engine.key_text_type(10)} NOT NULL, month {engine.text_type} NOT NULL, "
-                        f"dag_id {engine.text_type}, run_id {engine.text_type}, started_at {ts}, updated_at {ts}, "
-                        f"checks INTEGER NOT NULL, budget INTEGER, budget_rule {engine.text_type}, "
-                        f"state {engine.text_type} NOT NULL, PRIMARY KEY (instance_id, run_token, day))"
-                    )
-            finally:
-                cursor.close()
-            self.connection.commit()
+            engine.create_table(
+                self.connection, self.table_name,
+                f"instance_id {key} NOT NULL, run_token {key} NOT NULL, day {engine.key_text_type(10)} NOT NULL, "
+                f"month {text} NOT NULL, dag_id {text}, run_id {text}, started_at {ts}, updated_at {ts}, "
+                f"checks INTEGER NOT NULL, budget INTEGER, budget_rule {text}, state {text} NOT NULL, "
+                "PRIMARY KEY (instance_id, run_token, day)",
+            )
 
     def write(self, row: RunDay) -> None:
         """Upsert one run's day and commit."""
