@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from airflow_provider_greenapi.errors import (
     GreenApiError,
     GreenApiInvalidNumberError,
+    GreenApiQuotaExceededError,
     GreenApiRateLimitedError,
     GreenApiResponseError,
     GreenApiTransientError,
@@ -46,6 +47,17 @@ GET_SETTINGS = "getSettings"
 _STATE_METHODS_PACE = 0.8
 
 
+class QuotaLedger(Protocol):
+    """What counts the month's quota (warehouse/ledger.py's UsageLedger): the client reserves every checkWhatsapp
+    call in it before sending it (it raises QuotaBudgetExhausted when none is left), and tells it the counts a
+    466 answer reports. ``pace`` is the client's checkWhatsapp pace, which tells the ledger whether counting
+    each call on its own would hold the pace back."""
+
+    def reserve_call(self, method: str, pace: float | None = None) -> None: ...
+
+    def record_reported(self, used: int | None, total: int | None) -> None: ...
+
+
 @dataclass
 class ClientStats:
     """What the client did, for the run summary and the in-flight window. Updated under the client's lock.
@@ -62,7 +74,10 @@ class ClientStats:
 
 
 class GreenApiClient:
-    """One GREEN-API instance. Thread-safe: share one client across the threads of a bulk check."""
+    """One GREEN-API instance. Thread-safe: share one client across the threads of a bulk check.
+
+    ``ledger``, when given, counts every checkWhatsapp call before it is sent (see :class:`QuotaLedger`):
+    the client is the one place that spends quota, so it is the one place that counts it."""
 
     def __init__(
         self,
@@ -71,7 +86,7 @@ class GreenApiClient:
         api_token: str,
         settings: ClientSettings | None = None,
         *,
-        before_send: Callable[[str], None] | None = None,
+        ledger: QuotaLedger | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api_url = validate_api_url(api_url)
@@ -81,7 +96,7 @@ class GreenApiClient:
         register_secret(api_token)
         self._token = api_token.strip()
         self.settings = settings or ClientSettings()
-        self.before_send = before_send
+        self.ledger = ledger
         self._sleep = sleep
         self.stats = ClientStats()
         self._stats_lock = threading.Lock()
@@ -105,6 +120,12 @@ class GreenApiClient:
         self._limiters: dict[str, RateLimiter] = {
             method: shared_limiter(self.api_url, self.id_instance, method, pace) for method, pace in paces.items()
         }
+
+    @property
+    def calls_spent(self) -> int:
+        """checkWhatsapp requests this client sent, retries included: each one call of the month's quota. The
+        run's one count of calls spent (the summary and the usage history read it here)."""
+        return self.stats.requests[CHECK_WHATSAPP]
 
     @property
     def check_pace(self) -> float:
@@ -149,12 +170,16 @@ class GreenApiClient:
             raise ValueError("check_whatsapp takes a normalised number of digits only")
         body_field = self._check_body
         try:
-            body = self._call("POST", CHECK_WHATSAPP, _check_payload(body_field, phone_number))
-        except GreenApiInvalidNumberError as error:
-            if body_field != CHAT_ID or not _is_validation_failure(error):
-                raise
-            body = self._call("POST", CHECK_WHATSAPP, _check_payload(PHONE_NUMBER, phone_number))
-            self._use_phone_number(error)
+            try:
+                body = self._call("POST", CHECK_WHATSAPP, _check_payload(body_field, phone_number))
+            except GreenApiInvalidNumberError as error:
+                if body_field != CHAT_ID or not _is_validation_failure(error):
+                    raise
+                body = self._call("POST", CHECK_WHATSAPP, _check_payload(PHONE_NUMBER, phone_number))
+                self._use_phone_number(error)
+        except GreenApiQuotaExceededError as error:
+            self._record_reported(error)
+            raise
         exists = body.get("existsWhatsapp") if isinstance(body, dict) else None
         if not isinstance(exists, bool):
             raise GreenApiResponseError(
@@ -162,6 +187,16 @@ class GreenApiClient:
             )
         chat_id = body.get("chatId")
         return WhatsappCheck(phone_number, exists, chat_id if isinstance(chat_id, str) and chat_id else None)
+
+    def _record_reported(self, error: GreenApiQuotaExceededError) -> None:
+        """GREEN-API's own count of the month (a 466 answer) into the ledger, best effort: the 466 is what
+        matters to the run, and it is raised whatever happens here."""
+        if self.ledger is None:
+            return
+        try:
+            self.ledger.record_reported(error.used, error.total)
+        except Exception as db_error:
+            log.warning("Could not record the 466 answer in the usage ledger: %s", db_error)
 
     def _use_phone_number(self, refusal: GreenApiError) -> None:
         with self._stats_lock:
@@ -239,8 +274,8 @@ class GreenApiClient:
 
     def _attempt(self, http_method: str, method: str, payload: dict[str, Any] | None) -> Any:
         self._limiters[method].acquire()
-        if self.before_send is not None:
-            self.before_send(method)
+        if method == CHECK_WHATSAPP and self.ledger is not None:
+            self.ledger.reserve_call(method, pace=self.check_pace)  # counted before it is sent
         self._count(method=method)
         sent, token = time.monotonic(), next(self._tokens)
         if method == CHECK_WHATSAPP:

@@ -9,6 +9,11 @@ must act first. :func:`retry_can_fix` answers that last question for any excepti
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_provider_greenapi.results import RunSummary
+
 
 class GreenApiError(Exception):
     """Base class: a GREEN-API call failed. The message never contains the API token."""
@@ -129,6 +134,17 @@ class QuotaBudgetExhausted(GreenApiError):
     """The run's own budget (``max_checks`` or the monthly quota on the connection) allows no more checks."""
 
     stops_run = True
+
+
+class BulkCheckStopped(Exception):
+    """The run stopped before its end for a reason a person must act on (quota, instance, outage).
+    Everything checked until then is stored; ``summary`` says how many numbers are done and left;
+    ``retry_can_fix`` whether running the task again may succeed (see errors.retry_can_fix)."""
+
+    def __init__(self, message: str, summary: RunSummary, *, retry_can_fix: bool) -> None:
+        super().__init__(message)
+        self.summary = summary
+        self.retry_can_fix = retry_can_fix
 
 
 # DB-API (PEP 249) error classes, by name: every driver (sqlite3, psycopg, DuckDB, MySQL) names them so.

@@ -2,7 +2,7 @@
 
 Two profilers, because the work is split over threads: pyinstrument samples the main thread (reading the
 source, normalising, staging, the drain loop, committing results), and cProfile records each check thread
-(``BulkChecker._check_one``: the usage ledger, the pacer, requests). ``--timer cpu`` makes cProfile count
+(``Dispatcher._check``: the usage ledger, the pacer, requests). ``--timer cpu`` makes cProfile count
 each thread's CPU time instead of the wall clock.
 
 ``--dry-run`` profiles only the staging path (read, normalise, de-duplicate, store) over many more rows.
@@ -46,14 +46,14 @@ def main() -> None:
     common.create_contacts(
         warehouse, ((i, common.formatted(common.FIRST_NUMBER + i)) for i in range(args.numbers))
     )
-    from airflow_provider_greenapi.checker import BulkChecker
+    from airflow_provider_greenapi.pipeline.dispatch import Dispatcher
 
     profiles: dict[int, cProfile.Profile] = {}
     lock = threading.Lock()
-    check_one = BulkChecker._check_one
+    check_one = Dispatcher._check
     timer = time.thread_time if args.timer == "cpu" else time.perf_counter
 
-    def profiled_check_one(self: BulkChecker, number: str) -> Any:
+    def profiled_check_one(self: Dispatcher, number: str) -> Any:
         with lock:
             profile = profiles.setdefault(threading.get_ident(), cProfile.Profile(timer))
         profile.enable()
@@ -63,7 +63,7 @@ def main() -> None:
             profile.disable()
 
     with common.EmulatorProcess(rate_limits=False) as emulator, common.without_pacing(), \
-            mock.patch.object(BulkChecker, "_check_one", profiled_check_one):
+            mock.patch.object(Dispatcher, "_check", profiled_check_one):
         common.set_connections(emulator.base_url, warehouse)
         profiler = Profiler(interval=0.001)
         profiler.start()

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from airflow_provider_greenapi.checker import BulkChecker, CheckOptions
 from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
 from airflow_provider_greenapi.emulator import NumbersRule
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
+from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
 from airflow_provider_greenapi.warehouse import DEFAULT_USAGE_TABLE, Dialect, ResultsStore, UsageLedger, open_warehouse
 from airflow_provider_greenapi.warehouse.usage_history import UsageHistory
 from tests.conftest import ID_INSTANCE, TOKEN, Warehouse
@@ -38,9 +38,7 @@ class Harness:
     def run(self, values, keys=None, clock=None, history=False, context=None, **options):
         """One run over ``values`` (with their source ``keys``, default all ``""``); ``clock`` replaces the
         checker's (and the ledger's) clock of UTC datetimes; ``history`` keeps the usage history table too."""
-        client = GreenApiClient(self.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings))
         with ExitStack() as stack:
-            stack.callback(client.close)
             if self.warehouse.engine in _RAW_DRIVER_ENGINES:  # the test's own connections (busy timeouts)
                 store_connection = self.warehouse.connect()
                 stack.callback(store_connection.close)
@@ -58,7 +56,9 @@ class Harness:
                 history_connection = warehouse.connect() if history else None
             if history_connection is not None:
                 stack.callback(history_connection.close)
-            checker = BulkChecker(client, store, PhoneNumberNormalizer(), ledger=ledger,
+            client = GreenApiClient(self.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings), ledger=ledger)
+            stack.callback(client.close)
+            checker = BulkChecker(client, store, PhoneNumberNormalizer(),
                                   history=None if history_connection is None else
                                   UsageHistory(history_connection, self.warehouse.dialect),
                                   **({"context": context} if context is not None else {}),

@@ -22,11 +22,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_greenapi.checker import BulkChecker, CheckOptions
 from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
 from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
+from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
 from airflow_provider_greenapi.sharding import Shard, greenapi_shards, shard_of
 from airflow_provider_greenapi.warehouse import Dialect, Freshness, ResultsStore, RunContext, StagedInput, UsageLedger
@@ -361,13 +361,13 @@ def test_sharded_checkers_in_parallel_on_one_postgres(pg):
 
     def check(i: int):
         instance, token = INSTANCES[i]
-        client = GreenApiClient(emu.base_url, instance, token,
-                                ClientSettings(requests_per_second=10, max_in_flight=4, retry_backoff=0.01))
         store_connection, ledger_connection = pg.connect(), pg.connect()
+        client = GreenApiClient(emu.base_url, instance, token,
+                                ClientSettings(requests_per_second=10, max_in_flight=4, retry_backoff=0.01),
+                                ledger=UsageLedger(ledger_connection, Dialect.POSTGRES, instance, monthly_quota=30_000))
         try:
             checker = BulkChecker(
                 client, ResultsStore(store_connection, Dialect.POSTGRES, "whatsapp_checks"), PhoneNumberNormalizer(),
-                ledger=UsageLedger(ledger_connection, Dialect.POSTGRES, instance, monthly_quota=30_000),
                 options=CheckOptions(shard=Shard(i, 4), chunk_size=25, commit_interval=0.2),
             )
             return checker.run((v, "") for v in values)

@@ -11,11 +11,11 @@ from typing import Any
 from airflow.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_greenapi._compat import AirflowFailException
-from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, CheckOptions
-from airflow_provider_greenapi.errors import retry_can_fix
+from airflow_provider_greenapi.errors import BulkCheckStopped, retry_can_fix
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
 from airflow_provider_greenapi.operators.runs_left import runs_left_for
+from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
 from airflow_provider_greenapi.quota_plan import AUTO, AutoBudget, QuotaReserve, parse_max_checks
 from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.sources import InputRow, numbers_from_value
@@ -207,25 +207,23 @@ class CheckWhatsappOperator(BaseOperator):
         )
         dag_run = context.get("dag_run")
         with ExitStack() as stack:
-            client = hook.get_client(requests_per_second=self.requests_per_second, max_in_flight=self.max_in_flight)
-            stack.callback(client.close)
             store, ledger, history = self._open_store(stack, hook)
+            client = hook.get_client(requests_per_second=self.requests_per_second, max_in_flight=self.max_in_flight,
+                                     ledger=ledger)  # every checkWhatsapp call is counted in it before it is sent
+            stack.callback(client.close)
             run_context = RunContext(
                 token=uuid.uuid4().hex,
                 instance_id=hook.id_instance,
                 dag_id=self.dag_id,
                 run_id=getattr(dag_run, "run_id", None),
             )
-            checker = BulkChecker(client, store, normalizer, ledger=ledger, history=history, options=options,
-                                  context=run_context)
+            checker = BulkChecker(client, store, normalizer, history=history, options=options, context=run_context)
             inputs = self._inputs(stack, store)
             try:
                 summary = checker.run(inputs)
             except BulkCheckStopped as stopped:
-                stopped.summary.destination_table = self.destination_table
                 context["ti"].xcom_push(key="summary", value=stopped.summary.to_dict())
                 raise
-        summary.destination_table = self.destination_table  # None when the results live only in the XCom
         if summary.results is not None:
             # Kept out of return_value: Airflow logs a task's return value, and these rows are personal data.
             context["ti"].xcom_push(key=RESULTS_XCOM_KEY, value=summary.results)

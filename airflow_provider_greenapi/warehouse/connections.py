@@ -112,7 +112,7 @@ def in_memory_store(stack: ExitStack, table: str) -> ResultsStore:
     """A results table that lives only for the task (results go to the XCom): an in-memory SQLite."""
     memory = sqlite3.connect(":memory:")
     stack.callback(memory.close)
-    return ResultsStore(memory, Dialect.SQLITE, table)
+    return ResultsStore(memory, Dialect.SQLITE, table, temporary=True)
 
 
 def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | None, key_column: str | None,

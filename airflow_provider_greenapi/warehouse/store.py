@@ -96,10 +96,12 @@ _QUEUE_INDEX = ("staged_by", "queued_at", "phone_number")
 
 
 class ResultsStore:
-    """The results table over one open DB-API connection (used from one thread)."""
+    """The results table over one open DB-API connection (used from one thread). A ``temporary`` table lives
+    only for the task (its results go to the XCom): it has no ``destination_table``."""
 
-    def __init__(self, connection: Any, dialect: Dialect, table: str) -> None:
+    def __init__(self, connection: Any, dialect: Dialect, table: str, *, temporary: bool = False) -> None:
         self.connection = connection
+        self.destination_table = None if temporary else table
         self.dialect = dialect
         self.engine: Engine = dialect.engine
         self.table_name = table

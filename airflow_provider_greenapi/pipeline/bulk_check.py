@@ -1,0 +1,230 @@
+"""One run of the pipeline, from raw inputs to stored results, spending as little quota as the job allows:
+
+``gate on the instance's state -> stage (staging.py) -> budget (budget.py) -> dispatch (dispatch.py) from the
+run's queue (run_queue.py) -> store in committed chunks (storing.py) -> summarise``.
+
+:class:`BulkChecker` owns the run's state: it makes the :class:`RunSummary`, counts every outcome into it, and
+finishes it in one place. The client counts the calls spent (it is the one place that spends them: the usage
+ledger it was built with counts each before it is sent). Free of Airflow: the operator wires it to connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+
+from airflow_provider_greenapi.client import GreenApiClient
+from airflow_provider_greenapi.errors import BulkCheckStopped, retry_can_fix
+from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
+from airflow_provider_greenapi.pipeline.budget import RunBudget, plan_run_budget
+from airflow_provider_greenapi.pipeline.dispatch import Dispatcher
+from airflow_provider_greenapi.pipeline.options import CheckOptions
+from airflow_provider_greenapi.pipeline.run_queue import RunQueue
+from airflow_provider_greenapi.pipeline.staging import stage_inputs
+from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
+from airflow_provider_greenapi.results import RunSummary
+from airflow_provider_greenapi.warehouse import MonthlyUsage, ResultsStore, RunContext, UsageLedger
+from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder, start_recording
+
+log = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class BulkChecker:
+    """Checks numbers on one GREEN-API instance into one results table. ``client`` carries the usage ledger
+    (``GreenApiClient(..., ledger=...)``), which this reads for the month's usage; ``history`` keeps the usage
+    history table up to date while the run sends."""
+
+    def __init__(
+        self,
+        client: GreenApiClient,
+        store: ResultsStore,
+        normalizer: PhoneNumberNormalizer,
+        *,
+        history: UsageHistory | None = None,
+        options: CheckOptions | None = None,
+        context: RunContext | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if client.ledger is not None and not isinstance(client.ledger, UsageLedger):
+            raise TypeError(f"the client's ledger must be a UsageLedger, got {type(client.ledger).__name__}")
+        self.client = client
+        self.ledger: UsageLedger | None = client.ledger
+        self.store = store
+        self.normalizer = normalizer
+        self.history = history
+        self.options = options or CheckOptions()
+        self.context = context or RunContext(token=uuid.uuid4().hex, instance_id=client.id_instance)
+        self.clock = clock
+
+    def run(self, inputs: Iterable[tuple[object, str]]) -> RunSummary:
+        """Check ``inputs`` (value, source key). Returns the summary; raises :class:`BulkCheckStopped` (with the
+        summary) when the run stopped early for a reason a person must act on."""
+        started = time.monotonic()
+        summary = RunSummary(dry_run=self.options.dry_run, instance_id=self.client.id_instance,
+                             destination_table=self.store.destination_table)
+        if self.options.auto_budget is not None:
+            self.options.auto_budget.check_ready(self.ledger.monthly_quota if self.ledger else None)
+        self._require_usable_instance(summary, started)
+        self.store.ensure_table()
+        usage = None
+        if self.ledger is not None:
+            self.ledger.ensure_table()
+            # Read before staging: a dry run keeps its staging uncommitted, and a large uncommitted SQLite
+            # write locks out even readers on another connection, the ledger's among them.
+            usage = self.ledger.usage()
+        failure = None
+        try:
+            budget = self._stage(inputs, summary, usage)
+            if not self.options.dry_run:
+                failure = self._send(budget, summary)
+        finally:
+            if self.options.dry_run:
+                self.store.rollback()
+        self._finish(summary, started, usage if self.options.dry_run or self.ledger is None else self.ledger.usage())
+        if failure is not None:
+            raise BulkCheckStopped(
+                f"Stopped early: {str(failure).rstrip('.')}. {summary.checked} numbers were checked and stored; "
+                f"{summary.pending} are left pending and will be checked first by the next run.",
+                summary,
+                retry_can_fix=retry_can_fix(failure),
+            ) from None
+        return summary
+
+    # --- the steps ---------------------------------------------------------------------------------------
+
+    def _require_usable_instance(self, summary: RunSummary, started: float) -> None:
+        """The health gate: an instance that cannot answer spends nothing."""
+        state = self.client.get_state_instance()
+        if not state.is_usable:
+            self._finish(summary, started, None, staged=False)
+            raise BulkCheckStopped(
+                f"GREEN-API instance {self.client.id_instance} is {state.value!r}, so no number was checked. "
+                f"{state.advice}",
+                summary,
+                retry_can_fix=state.passes_by_itself,
+            )
+
+    def _stage(self, inputs: Iterable[tuple[object, str]], summary: RunSummary,
+               usage: MonthlyUsage | None) -> RunBudget:
+        options = self.options
+        counts = stage_inputs(inputs, normalizer=self.normalizer, store=self.store, context=self.context,
+                              freshness=options.freshness, clock=self.clock, chunk_size=options.chunk_size,
+                              shard=options.shard, commit=not options.dry_run)
+        summary.inputs, summary.duplicates = counts.inputs, counts.duplicates
+        summary.invalid, summary.other_shards = counts.invalid, counts.other_shards
+        limit = options.results_limit
+        if limit is not None and (rows := self.store.count_staged_rows(self.context.token)) > limit:
+            raise ValueError(
+                f"{rows} distinct inputs are more than the {limit} results "
+                "an XCom may carry: set destination_conn_id (and destination_table) to store the results "
+                "in a warehouse table, or raise max_xcom_results. Nothing was checked."
+            )
+        distinct, queued = self.store.count_staged(self.context.token)
+        summary.distinct_numbers, summary.fresh, summary.pending = distinct, distinct - queued, queued
+        budget = plan_run_budget(queued, usage, options.max_checks, options.auto_budget)
+        summary.budget = budget.plan
+        if options.shard is not None:
+            log.info("This task is %s: %d inputs belong to other shards (checked by their own tasks).",
+                     options.shard, summary.other_shards)
+        log.info(
+            "Staged %d inputs: %d distinct valid numbers, %d duplicates, %d invalid, %d with a fresh "
+            "stored answer; %d to check%s.",
+            summary.inputs, distinct, summary.duplicates, summary.invalid, summary.fresh, queued,
+            "" if not budget.cuts_queue else f", {budget.numbers} of them in this run (budget)",
+        )
+        if options.dry_run:
+            log.info("Dry run: would send %d numbers to checkWhatsapp; nothing was sent or stored.", budget.target)
+        return budget
+
+    def _send(self, budget: RunBudget, summary: RunSummary) -> BaseException | None:
+        """Dispatch the queue within ``budget``, storing outcomes as they come; the error that stopped it."""
+        options = self.options
+        dispatcher = Dispatcher(self.client, clock=self.clock, state_poll_interval=options.state_poll_interval,
+                                max_consecutive_errors=options.max_consecutive_errors)
+        run_queue = RunQueue(self.store, self.context.token, by_priority=budget.cuts_queue)
+        writer = OutcomeWriter(self.store, self.context, self.clock, chunk_size=options.chunk_size,
+                               commit_interval=options.commit_interval)
+        recorder = self._recorder(summary)
+        state = "stopped"
+        sending = last_progress = time.monotonic()
+        try:
+            with contextlib.closing(dispatcher.dispatch(iter(run_queue), budget.numbers)) as steps:
+                for step in steps:
+                    run_queue.release(step.unsent)
+                    for outcome in step.outcomes:
+                        summary.count_outcome(outcome.status)
+                    run_queue.release(writer.add(step.outcomes))
+                    if time.monotonic() - last_progress >= options.progress_interval:
+                        self._log_progress(summary, budget.target, time.monotonic() - sending, dispatcher)
+                        last_progress = time.monotonic()
+            run_queue.release(writer.commit())
+            _, summary.pending = self.store.count_staged(self.context.token)
+            state = "done" if dispatcher.failure is None else "stopped"
+        except Exception as error:
+            with contextlib.suppress(Exception):  # the lost chunk's locks go before the history's last write
+                self.store.rollback()
+            raise RuntimeError(
+                f"The run stopped on an error of the warehouse: {error}. The {summary.checked} numbers "
+                "checked until then are stored, except at most the last uncommitted chunk; rerun the task "
+                "to resume (numbers already answered are not checked again)."
+            ) from error
+        finally:
+            run_queue.close()
+            if recorder is not None:
+                recorder.stop(state)
+        elapsed = time.monotonic() - sending
+        summary.checks_per_second = round(summary.checked / elapsed, 2) if elapsed > 0 else 0.0
+        if dispatcher.failure is not None:
+            summary.stopped_reason = str(dispatcher.failure)
+        elif dispatcher.budget_stop is not None:
+            summary.stopped_reason = dispatcher.budget_stop  # the ledger's own cap: the task still succeeds
+        elif budget.cuts_queue and dispatcher.sent >= budget.numbers:
+            summary.stopped_reason = (
+                f"{budget.limit}: {budget.numbers} numbers checked, the rest stay pending for the next run"
+            )
+        return dispatcher.failure
+
+    def _recorder(self, summary: RunSummary) -> UsageRecorder | None:
+        """The run's rows in the usage history, kept up to date while it sends (None: no history)."""
+        if self.history is None:
+            return None
+        client = self.client
+        return start_recording(self.history, client.id_instance, self.context, self.clock,
+                               lambda: client.calls_spent, self.options.commit_interval, summary.budget)
+
+    def _log_progress(self, summary: RunSummary, target: int, elapsed: float, dispatcher: Dispatcher) -> None:
+        done = summary.checked
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (target - done) / rate if rate > 0 else float("inf")
+        log.info(
+            "Progress: %d/%d numbers checked (%.0f%%), %.1f/s, ETA %s, %s; exists %d, not_exists %d, "
+            "error %d; %d retries, %d rate-limited answers.",
+            done, target, 100.0 * done / target if target else 100.0, rate,
+            "unknown" if eta == float("inf") else f"{eta:.0f} s", dispatcher.describe(),
+            summary.exists, summary.not_exists, summary.error,
+            self.client.stats.retries, self.client.stats.rate_limited,
+        )
+
+    def _finish(self, summary: RunSummary, started: float, usage: MonthlyUsage | None, *,
+                staged: bool = True) -> None:
+        """The summary's last figures: calls spent (the client's count), timings, the month's usage, and the
+        rows for the XCom once something was ``staged`` and kept."""
+        stats = self.client.stats
+        summary.numbers_sent = summary.checked
+        summary.quota_spent = self.client.calls_spent
+        summary.retries = stats.retries
+        summary.rate_limited = stats.rate_limited
+        summary.duration_seconds = round(time.monotonic() - started, 3)
+        if usage is not None:
+            summary.note_monthly_usage(usage.calls, usage.quota, usage.left)
+        if self.options.results_limit is not None and staged and not self.options.dry_run:
+            summary.results = self.store.staged_rows(self.context.token, self.options.results_limit)
+        log.info("Done: %s", summary.describe())

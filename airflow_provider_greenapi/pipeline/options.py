@@ -1,0 +1,36 @@
+"""The knobs of one run of the pipeline (the operator turns its arguments into these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from airflow_provider_greenapi.quota_plan import AutoBudget
+from airflow_provider_greenapi.sharding import Shard
+from airflow_provider_greenapi.warehouse import Freshness
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run; ``auto_budget``
+    plans that cap from the month's quota instead (quota_plan.py); ``shard`` keeps only this task's share of the
+    input (see sharding.py)."""
+
+    freshness: Freshness = field(default_factory=Freshness)
+    max_checks: int | None = None
+    auto_budget: AutoBudget | None = None
+    dry_run: bool = False
+    chunk_size: int = 1000
+    commit_interval: float = 5.0
+    progress_interval: float = 10.0
+    state_poll_interval: float = 5.0  # getStateInstance is free of quota and allows 1/s
+    max_consecutive_errors: int = 50
+    results_limit: int | None = None  # when set, the summary carries up to this many result rows
+    shard: Shard | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_checks is not None and self.max_checks < 0:
+            raise ValueError(f"max_checks must be 0 or more, got {self.max_checks!r}")
+        if self.max_checks is not None and self.auto_budget is not None:
+            raise ValueError("give max_checks or auto_budget, not both")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size!r}")

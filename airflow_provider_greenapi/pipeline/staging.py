@@ -1,0 +1,55 @@
+"""Stage: read the inputs chunk by chunk, normalise each, keep this shard's share, and stage them in the results
+table (de-duplicated, fresh answers kept: warehouse/store.py decides which numbers are queued)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
+from airflow_provider_greenapi.sharding import Shard
+from airflow_provider_greenapi.warehouse import Freshness, ResultsStore, RunContext, StagedInput
+
+
+@dataclass
+class StagingCounts:
+    """Where every input went: its own number (``inputs``, then ``duplicates`` and ``invalid`` among them), or
+    another shard's share (``other_shards``)."""
+
+    inputs: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    other_shards: int = 0
+
+
+def stage_inputs(
+    inputs: Iterable[tuple[object, str]],
+    *,
+    normalizer: PhoneNumberNormalizer,
+    store: ResultsStore,
+    context: RunContext,
+    freshness: Freshness,
+    clock: Callable[[], datetime],
+    chunk_size: int,
+    shard: Shard | None = None,
+    commit: bool = True,
+) -> StagingCounts:
+    """Stage ``inputs`` (value, source key) in chunks of ``chunk_size``, committing each chunk unless ``commit``
+    is False (a dry run keeps its staging uncommitted and rolls it back)."""
+    counts = StagingCounts()
+    iterator = iter(inputs)
+    while chunk := list(itertools.islice(iterator, chunk_size)):
+        staged = [StagedInput(normalizer(value), key) for value, key in chunk]
+        if shard is not None:
+            own = [s for s in staged if shard.owns(s.number.digits)]
+            counts.other_shards += len(staged) - len(own)
+            staged = own
+        stored = store.stage(staged, context, freshness, clock())
+        counts.inputs += stored.inputs
+        counts.duplicates += stored.duplicates
+        counts.invalid += stored.invalid
+        if commit:
+            store.commit()
+    return counts

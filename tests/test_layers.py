@@ -1,0 +1,61 @@
+"""The layers of docs/architecture.md: the core runs without Airflow.
+
+A subprocess refuses every ``airflow`` import, then imports the core and runs a whole bulk check through it
+(the emulator over real HTTP, the results table and the usage ledger in SQLite): what a user of the core alone,
+or a contributor reading it, relies on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CORE_RUN = textwrap.dedent('''
+    import importlib.abc, json, sqlite3, sys
+
+    class NoAirflow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "airflow" or name.startswith("airflow."):
+                raise ImportError(f"the core imported {name}")
+            return None
+
+    sys.meta_path.insert(0, NoAirflow())
+
+    from airflow_provider_greenapi.client import GreenApiClient
+    from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
+    from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
+    from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
+    from airflow_provider_greenapi.settings import ClientSettings
+    from airflow_provider_greenapi.warehouse import Dialect, ResultsStore, UsageLedger
+
+    database = sys.argv[1]
+    with GreenApiEmulator([EmulatedInstance("1101000001", "token-of-the-core-test", plan="business")]) as emulator:
+        ledger = UsageLedger(sqlite3.connect(database, check_same_thread=False), Dialect.SQLITE, "1101000001",
+                             monthly_quota=100)
+        client = GreenApiClient(emulator.base_url, "1101000001", "token-of-the-core-test",
+                                ClientSettings(requests_per_second=10), ledger=ledger)
+        store = ResultsStore(sqlite3.connect(database), Dialect.SQLITE, "whatsapp_checks")
+        checker = BulkChecker(client, store, PhoneNumberNormalizer(), options=CheckOptions(state_poll_interval=0.2))
+        summary = checker.run([("+7 900 123-45-67", "a"), ("79001234568", "b"), ("79001234567", "c"), ("junk", "d")])
+        ledger.close()
+        client.close()
+        used = store.connection.execute("SELECT calls FROM greenapi_usage").fetchone()[0]
+        print(json.dumps({**summary.to_dict(), "ledger_calls": used,
+                          "airflow_loaded": any(m.split(".")[0] == "airflow" for m in sys.modules)}))
+''')
+
+
+def test_the_core_runs_a_bulk_check_without_airflow(tmp_path):
+    result = subprocess.run([sys.executable, "-c", CORE_RUN, str(tmp_path / "warehouse.db")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["airflow_loaded"] is False
+    assert (summary["inputs"], summary["duplicates"], summary["invalid"]) == (4, 1, 1)
+    assert summary["exists"] + summary["not_exists"] == 2
+    assert summary["quota_spent"] == summary["ledger_calls"] == 2  # the client's count is the ledger's
+    assert summary["monthly_used"] == 2 and summary["monthly_left"] == 98
