@@ -145,12 +145,17 @@ class Engine:
         """Serialise this task's CREATE ... IF NOT EXISTS of ``table`` with other tasks' (see postgres.py)."""
         yield
 
-    def create_table(self, connection: Any, table: str, columns: str) -> None:
-        """``CREATE TABLE IF NOT EXISTS table (columns)`` under the schema lock, committed."""
+    def create_table(
+        self, connection: Any, table: str, columns: str, then: Callable[[Any], None] | None = None
+    ) -> None:
+        """``CREATE TABLE IF NOT EXISTS table (columns)``, then ``then(cursor)`` if given (checks, added columns,
+        indexes), both under the schema lock and committed together."""
         cursor = connection.cursor()
         try:
             with self.schema_lock(cursor, table):
                 cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.table_name(table)} ({columns})")
+                if then is not None:
+                    then(cursor)
         finally:
             cursor.close()
         connection.commit()
