@@ -125,10 +125,6 @@ class GreenApiEmulator:
         self.stop()
 
     @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the emulator is not running: call start() or use it in a with block")

@@ -72,10 +72,10 @@ class Engine:
     boolean_type: ClassVar[str] = "BOOLEAN"
     text_type: ClassVar[str] = "TEXT"
     has_indexes: ClassVar[bool] = True  # a secondary index on the queue columns
-    # A cloud warehouse: one statement costs tens of milliseconds or more and DML locks the table, so every
-    # write moves a whole chunk in one statement, and the usage ledger reserves calls in blocks.
-    batched: ClassVar[bool] = False
-    ledger_block: ClassVar[int] = 1  # calls reserved per ledger statement (1: each call, by group commit)
+    # Calls reserved per ledger statement (1: each call, by group commit). A cloud warehouse, where one statement
+    # costs tens of milliseconds or more and DML locks the table, reserves them in blocks, and its engine
+    # overrides the writes (upsert, update_matching) to move a whole chunk in one statement.
+    ledger_block: ClassVar[int] = 1
 
     # --- names and values -------------------------------------------------------------------------------
 

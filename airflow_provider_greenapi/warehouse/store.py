@@ -19,15 +19,10 @@ from typing import Any
 
 from airflow_provider_greenapi.numbers import NormalizedNumber
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
-from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, check_table_name
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 _MAX_STORED_TEXT = 200
 _KEY_LENGTHS = {"phone_number": 200, "source_key": 255, "staged_by": 64}  # where an engine needs a length
-
-
-def quote_table_name(name: str) -> str:
-    """``name`` (``table`` or ``schema.table``) in standard SQL quotes; ValueError unless plain identifiers."""
-    return ".".join(f'"{p}"' for p in check_table_name(name))
 
 
 @dataclass(frozen=True)
