@@ -32,11 +32,6 @@ class InstanceState(str, enum.Enum):
         return self is InstanceState.AUTHORIZED
 
     @property
-    def stops_bulk_checks(self) -> bool:
-        """States in which a bulk check must stop at once (ban risk or no answers possible)."""
-        return self is not InstanceState.AUTHORIZED
-
-    @property
     def passes_by_itself(self) -> bool:
         """States that end without anyone acting (a start, a creation): a later run may find the instance
         ready. The others need a person (scan the QR code, turn the phone on) or must not be pushed on."""

@@ -50,10 +50,10 @@ class InstanceUsage:
                 "runs": [r.to_dict() for r in self.runs[:last_runs]], "next_auto": self.next_auto}
 
 
-def parse_month(value: str | None, now: datetime | None = None) -> str:
+def parse_month(value: str | None) -> str:
     """``YYYY-MM`` (default: the current UTC month); ValueError saying the format otherwise."""
     if value is None or value == "":
-        return month_key(now or datetime.now(timezone.utc))
+        return month_key(datetime.now(timezone.utc))
     try:
         return datetime.strptime(value, "%Y-%m").strftime("%Y-%m")
     except ValueError:
@@ -73,7 +73,7 @@ def greenapi_quotas(conn_ids: list[str]) -> dict[str, int | None]:
 
 def month_usage(warehouse_conn_id: str, month: str, quotas: dict[str, int | None] | None = None,
                 only_configured: bool = False, usage_table: str = DEFAULT_USAGE_TABLE,
-                history_table: str = DEFAULT_HISTORY_TABLE, now: datetime | None = None) -> list[InstanceUsage]:
+                history_table: str = DEFAULT_HISTORY_TABLE) -> list[InstanceUsage]:
     """Every instance with a ledger row or history in ``month``; ``only_configured``: just those in ``quotas``."""
     check_table_name(usage_table)
     check_table_name(history_table)
@@ -101,8 +101,9 @@ def month_usage(warehouse_conn_id: str, month: str, quotas: dict[str, int | None
     reports = sorted(by_instance.values(), key=lambda r: r.instance_id)
     if only_configured:
         reports = [r for r in reports if r.instance_id in quotas]
+    now = datetime.now(timezone.utc)
     for report in reports:
-        report.next_auto = _next_auto(report, now or datetime.now(timezone.utc))
+        report.next_auto = _next_auto(report, now)
     return reports
 
 

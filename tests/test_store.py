@@ -13,8 +13,8 @@ from airflow_provider_greenapi.warehouse import (
     ResultsStore,
     RunContext,
     StagedInput,
-    quote_table_name,
 )
+from airflow_provider_greenapi.warehouse.engine import Dialect
 
 
 @pytest.fixture
@@ -191,14 +191,22 @@ def test_an_incompatible_existing_table_is_refused(warehouse):
     connection.close()
 
 
+@pytest.mark.parametrize("dialect", list(Dialect))
 @pytest.mark.parametrize("name", ["checks; DROP TABLE x", "a.b.c", "1abc", "", "checks--", 'x"y', "a b"])
-def test_table_names_must_be_plain_identifiers(name):
+def test_table_names_must_be_plain_identifiers(dialect, name):
     with pytest.raises(ValueError, match="not a plain identifier"):
-        quote_table_name(name)
+        ResultsStore(None, dialect, name)
 
 
-def test_schema_qualified_names_are_quoted():
-    assert quote_table_name("analytics.whatsapp_checks") == '"analytics"."whatsapp_checks"'
+@pytest.mark.parametrize(("dialect", "quoted"), [
+    (Dialect.SQLITE, '"analytics"."whatsapp_checks"'),
+    (Dialect.POSTGRES, '"analytics"."whatsapp_checks"'),
+    (Dialect.DUCKDB, '"analytics"."whatsapp_checks"'),
+    (Dialect.MYSQL, "`analytics`.`whatsapp_checks`"),
+    (Dialect.SNOWFLAKE, "analytics.whatsapp_checks"),  # unquoted: Snowflake folds it to upper case
+])
+def test_schema_qualified_names_are_quoted(dialect, quoted):
+    assert dialect.engine.table_name("analytics.whatsapp_checks") == quoted
 
 
 def test_staged_rows_for_the_xcom(store):

@@ -26,10 +26,11 @@ from airflow_provider_greenapi.emulator.config import (
 )
 from airflow_provider_greenapi.emulator.control import CONTROL_PREFIX
 from airflow_provider_greenapi.emulator.faults import Fault, FaultPlan
+from airflow_provider_greenapi.emulator.http_server import redact_path
 from airflow_provider_greenapi.emulator.instances import NO_RESPONSE, Counters, LiveInstance
 from airflow_provider_greenapi.emulator.journal import JOURNAL_LIMIT, JournalEntry, RequestJournal
 from airflow_provider_greenapi.emulator.numbers_rule import NumbersRule
-from airflow_provider_greenapi.emulator.server import GreenApiEmulator, airflow_connection, redact_path
+from airflow_provider_greenapi.emulator.server import GreenApiEmulator, airflow_connection
 
 __all__ = [
     "CONTROL_PREFIX",

@@ -29,7 +29,6 @@ from airflow_provider_greenapi.warehouse.store import (
     RunContext,
     StageCounts,
     StagedInput,
-    quote_table_name,
 )
 
 __all__ = [
@@ -50,7 +49,6 @@ __all__ = [
     "get_db_hook",
     "in_memory_store",
     "open_warehouse",
-    "quote_table_name",
     "source_inputs",
     "task_lineage",
 ]

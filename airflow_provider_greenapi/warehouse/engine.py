@@ -72,10 +72,10 @@ class Engine:
     boolean_type: ClassVar[str] = "BOOLEAN"
     text_type: ClassVar[str] = "TEXT"
     has_indexes: ClassVar[bool] = True  # a secondary index on the queue columns
-    # A cloud warehouse: one statement costs tens of milliseconds or more and DML locks the table, so every
-    # write moves a whole chunk in one statement, and the usage ledger reserves calls in blocks.
-    batched: ClassVar[bool] = False
-    ledger_block: ClassVar[int] = 1  # calls reserved per ledger statement (1: each call, by group commit)
+    # Calls reserved per ledger statement (1: each call, by group commit). A cloud warehouse, where one statement
+    # costs tens of milliseconds or more and DML locks the table, reserves them in blocks, and its engine
+    # overrides the writes (upsert, update_matching) to move a whole chunk in one statement.
+    ledger_block: ClassVar[int] = 1
 
     # --- names and values -------------------------------------------------------------------------------
 
@@ -145,12 +145,17 @@ class Engine:
         """Serialise this task's CREATE ... IF NOT EXISTS of ``table`` with other tasks' (see postgres.py)."""
         yield
 
-    def create_table(self, connection: Any, table: str, columns: str) -> None:
-        """``CREATE TABLE IF NOT EXISTS table (columns)`` under the schema lock, committed."""
+    def create_table(
+        self, connection: Any, table: str, columns: str, then: Callable[[Any], None] | None = None
+    ) -> None:
+        """``CREATE TABLE IF NOT EXISTS table (columns)``, then ``then(cursor)`` if given (checks, added columns,
+        indexes), both under the schema lock and committed together."""
         cursor = connection.cursor()
         try:
             with self.schema_lock(cursor, table):
                 cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.table_name(table)} ({columns})")
+                if then is not None:
+                    then(cursor)
         finally:
             cursor.close()
         connection.commit()

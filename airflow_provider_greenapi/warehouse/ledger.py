@@ -72,10 +72,7 @@ class ReserveAhead:
         if pace is None or slowest_commit_seconds <= 0 or pace * slowest_commit_seconds < self.threshold:
             return 0
         during_one_commit = sends_per_second * slowest_commit_seconds
-        return min(self.max_calls, max(1, math.ceil(self.headroom * during_one_commit))) if self.max_calls else 0
-
-
-NO_RESERVE_AHEAD = ReserveAhead(max_calls=0)
+        return min(self.max_calls, max(1, math.ceil(self.headroom * during_one_commit)))
 
 
 def _utc_now() -> datetime:

@@ -25,7 +25,6 @@ class SnowflakeEngine(Engine):
     conn_types = ("snowflake",)
     timestamp_type = "TIMESTAMP_NTZ"
     has_indexes = False  # Snowflake has no secondary indexes (micro-partitions are pruned instead)
-    batched = True
     ledger_block = 50
 
     def quote(self, identifier: str) -> str:

@@ -19,15 +19,10 @@ from typing import Any
 
 from airflow_provider_greenapi.numbers import NormalizedNumber
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
-from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, check_table_name
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 _MAX_STORED_TEXT = 200
 _KEY_LENGTHS = {"phone_number": 200, "source_key": 255, "staged_by": 64}  # where an engine needs a length
-
-
-def quote_table_name(name: str) -> str:
-    """``name`` (``table`` or ``schema.table``) in standard SQL quotes; ValueError unless plain identifiers."""
-    return ".".join(f'"{p}"' for p in check_table_name(name))
 
 
 @dataclass(frozen=True)
@@ -123,24 +118,22 @@ class ResultsStore:
             default = " DEFAULT ''" if name == "source_key" else ""
             columns.append(f"{name} {sql_type}{' NOT NULL' if not_null else ''}{default}")
         columns.append(f"PRIMARY KEY ({', '.join(_KEY)})")
+        engine.create_table(self.connection, self.table_name, ", ".join(columns), then=self._bring_up_to_date)
+
+    def _bring_up_to_date(self, cursor: Any) -> None:
+        """Refuse a table of another shape, add the columns it lacks, and create the queue index if missing."""
+        engine = self.engine
+        present = engine.present_columns(cursor, self.table_name)
+        missing = [c for c in COLUMN_NAMES if c not in present and c not in _ADDED_COLUMNS]
+        if missing:
+            raise ValueError(
+                f"Table {self.table_name!r} exists but lacks the columns {', '.join(missing)}: it was not "
+                "created by this provider. Choose another destination_table, or drop or rename this one."
+            )
+        self._add_columns(cursor, present)
         index = f"{self.table_name.rpartition('.')[2]}_queue_idx"
-        cursor = self.connection.cursor()
-        try:
-            with engine.schema_lock(cursor, self.table_name):
-                cursor.execute(f"CREATE TABLE IF NOT EXISTS {self._table} ({', '.join(columns)})")
-                present = engine.present_columns(cursor, self.table_name)
-                missing = [c for c in COLUMN_NAMES if c not in present and c not in _ADDED_COLUMNS]
-                if missing:
-                    raise ValueError(
-                        f"Table {self.table_name!r} exists but lacks the columns {', '.join(missing)}: it was not "
-                        "created by this provider. Choose another destination_table, or drop or rename this one."
-                    )
-                self._add_columns(cursor, present)
-                if engine.has_indexes and engine.index_missing(cursor, self.table_name, index):
-                    cursor.execute(engine.create_index_sql(self.table_name, index, _QUEUE_INDEX))
-        finally:
-            cursor.close()
-        self.connection.commit()
+        if engine.has_indexes and engine.index_missing(cursor, self.table_name, index):
+            cursor.execute(engine.create_index_sql(self.table_name, index, _QUEUE_INDEX))
 
     def _add_columns(self, cursor: Any, present: set[str]) -> None:
         """Bring a table made by an older version up to date (only columns that may be NULL are added)."""

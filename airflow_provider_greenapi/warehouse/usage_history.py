@@ -108,18 +108,14 @@ class UsageHistory:
                 cursor.close()
             self.connection.commit()
 
-    def month_rows(self, month: str, instance_ids: Sequence[str] | None = None) -> list[RunDay]:
-        """Every row of ``month`` (``YYYY-MM``), optionally of some instances only; read-only."""
-        p = self.engine.placeholder
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM {self._table} WHERE month = {p}"
-        params: list[Any] = [month]
-        if instance_ids:
-            sql += f" AND instance_id IN ({', '.join([p] * len(instance_ids))})"
-            params.extend(instance_ids)
+    def month_rows(self, month: str) -> list[RunDay]:
+        """Every row of ``month`` (``YYYY-MM``); read-only."""
+        sql = (f"SELECT {', '.join(_COLUMNS)} FROM {self._table} WHERE month = {self.engine.placeholder} "
+               "ORDER BY day, started_at")
         with self._lock:
             cursor = self.connection.cursor()
             try:
-                cursor.execute(sql + " ORDER BY day, started_at", params)
+                cursor.execute(sql, (month,))
                 records = cursor.fetchall()
             finally:
                 cursor.close()

@@ -178,6 +178,5 @@ def test_stop_is_idempotent_and_closes_idle_connections() -> None:
     assert connection.getresponse().read() == b'{"status": "ok"}'
     emulator.stop()
     emulator.stop()
-    assert not emulator.running
     with pytest.raises(RuntimeError):
         _ = emulator.base_url
