@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from airflow_provider_greenapi.client import CHECK_WHATSAPP, GreenApiClient
 from airflow_provider_greenapi.errors import (
+    BulkCheckStopped,
     GreenApiError,
     GreenApiInvalidNumberError,
     GreenApiQuotaExceededError,
@@ -71,17 +72,6 @@ class CheckOptions:
             raise ValueError("give max_checks or auto_budget, not both")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size!r}")
-
-
-class BulkCheckStopped(Exception):
-    """The run stopped before its end for a reason a person must act on (quota, instance, outage).
-    Everything checked until then is stored; ``summary`` says how many numbers are done and left;
-    ``retry_can_fix`` whether running the task again may succeed (see errors.retry_can_fix)."""
-
-    def __init__(self, message: str, summary: RunSummary, *, retry_can_fix: bool) -> None:
-        super().__init__(message)
-        self.summary = summary
-        self.retry_can_fix = retry_can_fix
 
 
 class _Stop:

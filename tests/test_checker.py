@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.emulator import FaultPlan
+from airflow_provider_greenapi.errors import BulkCheckStopped
 from airflow_provider_greenapi.results import CheckStatus
 from airflow_provider_greenapi.warehouse import Freshness
 from tests.conftest import ID_INSTANCE

@@ -12,10 +12,9 @@ from functools import partialmethod
 
 import pytest
 
-from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
 from airflow_provider_greenapi.emulator import FaultPlan
-from airflow_provider_greenapi.errors import GreenApiError
+from airflow_provider_greenapi.errors import BulkCheckStopped, GreenApiError
 from airflow_provider_greenapi.warehouse.store import ResultsStore
 from tests.conftest import ID_INSTANCE, TOKEN, make_warehouse
 from tests.harness import Harness, assert_invariants

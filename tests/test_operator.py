@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_provider_greenapi._compat import AirflowFailException
-from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.emulator import FaultPlan
+from airflow_provider_greenapi.errors import BulkCheckStopped
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 from tests.conftest import ID_INSTANCE
 from tests.wire import assert_paced

@@ -18,9 +18,8 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_provider_greenapi._compat import AirflowFailException
-from airflow_provider_greenapi.checker import BulkCheckStopped
 from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
-from airflow_provider_greenapi.errors import GreenApiCredentialsError
+from airflow_provider_greenapi.errors import BulkCheckStopped, GreenApiCredentialsError
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 from airflow_provider_greenapi.warehouse import Dialect
 from tests.conftest import ID_INSTANCE, TOKEN, Warehouse, greenapi_connection

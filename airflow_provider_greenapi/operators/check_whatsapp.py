@@ -11,8 +11,8 @@ from typing import Any
 from airflow.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_greenapi._compat import AirflowFailException
-from airflow_provider_greenapi.checker import BulkChecker, BulkCheckStopped, CheckOptions
-from airflow_provider_greenapi.errors import retry_can_fix
+from airflow_provider_greenapi.checker import BulkChecker, CheckOptions
+from airflow_provider_greenapi.errors import BulkCheckStopped, retry_can_fix
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
 from airflow_provider_greenapi.operators.runs_left import runs_left_for
