@@ -1,10 +1,39 @@
-"""GREEN-API's error taxonomy as typed exceptions.
+"""The provider's exceptions: one hierarchy whose branches say whose problem each one is.
 
-Every exception carries the API method and HTTP status, never the request URL (the token is part of the
+::
+
+    GreenApiProviderError                   the base of the provider's own exception classes
+    ├── GreenApiError                       GREEN-API's answer, or its silence (a status, a body, a timeout)
+    │   └── GreenApiCredentialsError, ...   one class per kind of answer (error_from_response, below)
+    ├── ConfigurationError (a ValueError)   the user's configuration: a connection or argument that cannot work
+    │   └── GreenApiConnectionError         the GREEN-API Airflow connection
+    ├── RunStopped                          the provider's own stops: it decided to stop, and says why
+    │   ├── BulkCheckStopped                a bulk check ended early; carries the run's summary
+    │   ├── QuotaBudgetExhausted            the run's own budget: the usage ledger's monthly cap is reached
+    │   └── InstanceStateError              the sensor's instance is in a fail state, or cannot be watched
+    └── WarehouseBusyError (a RuntimeError) the warehouse stayed taken by another writer (a DuckDB file)
+
+So ``except GreenApiError`` catches only what GREEN-API said (a spent run budget is not among it),
+``except ConfigurationError`` what the user must fix in a connection or argument, ``except RunStopped`` the
+stops the provider chose, and ``except GreenApiProviderError`` all of them. Beside these the provider
+raises Python's ``ValueError`` / ``TypeError`` for a bad argument (as any Python code does), and the
+warehouse drivers' errors pass through as they are.
+
+GREEN-API errors carry the API method and HTTP status, never the request URL (the token is part of the
 URL path). ``retryable`` says whether the client's retry policy may send the request again at once;
-``stops_run`` says whether a bulk check must stop spending quota because no further number can be answered;
-``retry_can_fix`` says whether running the task again (Airflow's ``retries``) may succeed, or whether a person
-must act first. :func:`retry_can_fix` answers that last question for any exception, ours or not.
+``stops_run`` says whether a bulk check must stop spending quota because no further number can be answered.
+Every class here has ``retry_can_fix``: whether running the task again (Airflow's ``retries``) may succeed,
+or whether a person must act first. :func:`retry_can_fix` answers that last question for any exception,
+ours or not.
+
+This module is part of the Airflow-free core and imports nothing of Airflow. Airflow decides not to retry a
+task only when the exception raised *is* an ``AirflowFailException``, so the Airflow adapters turn what a
+retry cannot fix into one at their boundary: the operator wraps it (``raise AirflowFailException(...) from
+error``), because its errors come from the core (the checker, the client); the sensor raises
+``GreenApiInstanceStateError``, a thin subclass of both :class:`InstanceStateError` and
+``AirflowFailException`` (sensors/instance_state.py), because the sensor itself decides to fail and users
+catch that class and read its ``state``: one exception is both what Airflow needs and what users rely on,
+where a wrapper would hide the class and ``state`` behind ``__cause__``.
 """
 
 from __future__ import annotations
@@ -15,8 +44,23 @@ if TYPE_CHECKING:
     from airflow_provider_greenapi.results import RunSummary
 
 
-class GreenApiError(Exception):
-    """Base class: a GREEN-API call failed. The message never contains the API token."""
+class GreenApiProviderError(Exception):
+    """Base class of the provider's own exceptions. ``retry_can_fix`` says whether running the task again
+    may succeed; each branch below sets it."""
+
+    retry_can_fix: bool = True  # not known to be lasting, as retry_can_fix() judges any exception
+
+
+def _describe(method: str, status_code: int | None, detail: str, hint: str) -> str:
+    """``method: HTTP status detail. hint``: how GREEN-API errors (and the ledger's refusal) read."""
+    where = f"{method}: " if method else ""
+    status = f"HTTP {status_code} " if status_code is not None else ""
+    sentence = detail if detail.endswith((".", "!", "?")) else f"{detail}."
+    return f"{where}{status}{sentence}" + (f" {hint}" if hint else "")
+
+
+class GreenApiError(GreenApiProviderError):
+    """GREEN-API's answer (or no answer): a GREEN-API call failed. The message never contains the API token."""
 
     retryable: bool = False
     stops_run: bool = True
@@ -30,10 +74,7 @@ class GreenApiError(Exception):
         super().__init__(message)
 
     def __str__(self) -> str:
-        where = f"{self.method}: " if self.method else ""
-        status = f"HTTP {self.status_code} " if self.status_code is not None else ""
-        detail = self.detail if self.detail.endswith((".", "!", "?")) else f"{self.detail}."
-        return f"{where}{status}{detail}" + (f" {self.hint}" if self.hint else "")
+        return _describe(self.method, self.status_code, self.detail, self.hint)
 
 
 class GreenApiCredentialsError(GreenApiError):
@@ -130,21 +171,66 @@ class GreenApiResponseError(GreenApiError):
     retry_can_fix = True  # not understood, so not known to be lasting: Airflow's retries apply
 
 
-class QuotaBudgetExhausted(GreenApiError):
-    """The run's own budget (``max_checks`` or the monthly quota on the connection) allows no more checks."""
+class ConfigurationError(GreenApiProviderError, ValueError):
+    """The user's configuration: a connection, a setting or an argument that cannot work. A person must fix
+    it, so a retry cannot (and, as a ``ValueError``, ``except ValueError`` still catches it)."""
 
-    stops_run = True
+    retry_can_fix = False
 
 
-class BulkCheckStopped(Exception):
+class GreenApiConnectionError(ConfigurationError):
+    """The Airflow Connection does not describe a usable GREEN-API instance."""
+
+
+class RunStopped(GreenApiProviderError):
+    """The provider's own stop: it chose to stop (a run, a wait) and says why. Not GREEN-API's answer, though
+    one may be the reason (``__cause__`` or the message)."""
+
+    retry_can_fix = False
+
+
+class BulkCheckStopped(RunStopped):
     """The run stopped before its end for a reason a person must act on (quota, instance, outage).
     Everything checked until then is stored; ``summary`` says how many numbers are done and left;
-    ``retry_can_fix`` whether running the task again may succeed (see errors.retry_can_fix)."""
+    ``retry_can_fix`` whether running the task again may succeed (see :func:`retry_can_fix`)."""
 
     def __init__(self, message: str, summary: RunSummary, *, retry_can_fix: bool) -> None:
         super().__init__(message)
         self.summary = summary
         self.retry_can_fix = retry_can_fix
+
+
+class QuotaBudgetExhausted(RunStopped):
+    """The run's own budget (the monthly quota on the connection, counted by the usage ledger) allows no more
+    checks. Raised before the call is sent: GREEN-API was not asked. A bulk check stops quietly on it (the
+    task succeeds, the rest pending); it reads like a GREEN-API error (``checkWhatsapp: ...``)."""
+
+    stops_run = True
+
+    def __init__(self, message: str, *, method: str = "") -> None:
+        self.method = method
+        self.detail = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return _describe(self.method, None, self.detail, "")
+
+
+class InstanceStateError(RunStopped):
+    """The instance a sensor waits on reached a fail state (``blocked`` by default), or an error that waiting
+    cannot cure (wrong token, unknown instance, unusable connection). ``state``: the fail state, else None.
+    The sensor raises it as ``GreenApiInstanceStateError``, which is also an ``AirflowFailException``."""
+
+    def __init__(self, message: str, state: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+class WarehouseBusyError(GreenApiProviderError, RuntimeError):
+    """The warehouse stayed taken by another writer for longer than the wait allowed (a DuckDB file, which
+    one process may open at a time). It passes once the other writer is done, so a retry may fix it."""
+
+    retry_can_fix = True
 
 
 # DB-API (PEP 249) error classes, by name: every driver (sqlite3, psycopg, DuckDB, MySQL) names them so.

@@ -198,3 +198,80 @@ def test_postgres_errors_a_retry_cannot_fix_and_an_unreachable_server(postgres):
             psycopg2.connect(**{"host": postgres.host, "port": postgres.port, "user": postgres.user,
                                 "dbname": postgres.database, **wrong})
         assert not e.retry_can_fix(refused.value), refused.value
+
+
+# --- the hierarchy: whose problem each exception is ---------------------------------------------------------
+
+def test_every_exception_of_the_provider_shares_one_base():
+    for error_class in (e.GreenApiError, e.GreenApiQuotaExceededError, e.ConfigurationError,
+                        e.GreenApiConnectionError, e.RunStopped, e.BulkCheckStopped, e.QuotaBudgetExhausted,
+                        e.InstanceStateError, e.WarehouseBusyError):
+        assert issubclass(error_class, e.GreenApiProviderError), error_class
+
+
+def test_the_runs_own_budget_is_a_stop_of_the_provider_not_an_answer_of_greenapi():
+    spent = e.QuotaBudgetExhausted("the monthly quota of instance 1101000001 is used up for 2026-01 "
+                                   "(7 of 7 checkWhatsapp calls counted in the usage ledger)",
+                                   method="checkWhatsapp")
+    assert isinstance(spent, e.RunStopped) and not isinstance(spent, e.GreenApiError)
+    assert spent.stops_run is True and e.retry_can_fix(spent) is False
+    # It reads as it always did: the summary's stopped_reason is this text.
+    assert str(spent) == ("checkWhatsapp: the monthly quota of instance 1101000001 is used up for 2026-01 "
+                          "(7 of 7 checkWhatsapp calls counted in the usage ledger).")
+
+
+def test_a_bulk_check_stop_is_a_stop_of_the_provider_that_says_whether_a_retry_helps():
+    from airflow_provider_greenapi.results import RunSummary
+
+    summary = RunSummary(instance_id="1101000001")
+    for can in (True, False):
+        stopped = e.BulkCheckStopped("Stopped early: the instance turned 'starting'.", summary, retry_can_fix=can)
+        assert isinstance(stopped, e.RunStopped) and not isinstance(stopped, e.GreenApiError)
+        assert stopped.summary is summary and str(stopped) == "Stopped early: the instance turned 'starting'."
+        assert e.retry_can_fix(stopped) is can
+
+
+def test_a_bad_connection_is_the_users_configuration_and_still_a_value_error():
+    bad = e.GreenApiConnectionError("Connection 'greenapi_default' has no password")
+    assert isinstance(bad, e.ConfigurationError) and isinstance(bad, ValueError)
+    assert not isinstance(bad, (e.GreenApiError, e.RunStopped))
+    assert e.retry_can_fix(bad) is False and e.retry_can_fix(e.ConfigurationError("x")) is False
+
+
+def test_the_connection_error_still_imports_from_the_hook():
+    from airflow_provider_greenapi.hooks import greenapi
+
+    assert greenapi.GreenApiConnectionError is e.GreenApiConnectionError
+
+
+def test_a_busy_warehouse_passes_and_is_still_a_runtime_error():
+    busy = e.WarehouseBusyError("The DuckDB file 'w.duckdb' stayed in use by another process for 120 s")
+    assert isinstance(busy, RuntimeError) and not isinstance(busy, (e.GreenApiError, e.ConfigurationError))
+    assert e.retry_can_fix(busy) is True
+
+
+def test_an_instance_in_a_fail_state_is_a_stop_a_retry_cannot_fix():
+    blocked = e.InstanceStateError("GREEN-API instance 1101000001 is 'blocked', a fail state", "blocked")
+    assert isinstance(blocked, e.RunStopped) and not isinstance(blocked, e.GreenApiError)
+    assert blocked.state == "blocked" and e.retry_can_fix(blocked) is False
+    assert e.InstanceStateError("HTTP 401").state is None
+
+
+def test_the_sensors_error_is_both_the_core_error_and_airflows_no_retry_exception():
+    from airflow_provider_greenapi._compat import AirflowFailException
+    from airflow_provider_greenapi.sensors import GreenApiInstanceStateError
+
+    blocked = GreenApiInstanceStateError("GREEN-API instance 1101000001 is 'blocked'", "blocked")
+    # Airflow skips the task's retries only for an AirflowFailException: this one must be one itself.
+    assert isinstance(blocked, AirflowFailException) and isinstance(blocked, e.InstanceStateError)
+    assert blocked.state == "blocked" and str(blocked) == "GREEN-API instance 1101000001 is 'blocked'"
+
+
+def test_the_errors_module_imports_nothing_of_airflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, airflow_provider_greenapi.errors; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -13,7 +13,8 @@ import pytest
 
 from airflow_provider_greenapi import get_provider_info
 from airflow_provider_greenapi._compat import AIRFLOW_VERSION, DECLARATIVE_CONNECTION_FORM
-from airflow_provider_greenapi.hooks.greenapi import GreenApiConnectionError, GreenApiHook
+from airflow_provider_greenapi.errors import GreenApiConnectionError
+from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS
 from airflow_provider_greenapi.settings import CONNECTION_SETTINGS, ClientSettings
 from tests.airflow_cli import AIRFLOW

@@ -265,3 +265,28 @@ def test_reserve_ahead_counts_twice_what_one_commit_lasts_when_it_would_hold_the
         pace, sends, commit_seconds, ahead):
     assert ReserveAhead().calls(pace, sends, commit_seconds) == ahead
     assert COUNT_EACH_CALL.calls(pace, sends, commit_seconds) == 0
+
+
+def test_a_quota_another_task_spent_mid_run_stops_the_run_quietly(emulator, warehouse, monkeypatch):
+    """The ledger's refusal (QuotaBudgetExhausted, a stop of the provider, not a GREEN-API error) ends the run
+    with the rest pending and the task successful, not with BulkCheckStopped."""
+    from tests.harness import Harness
+
+    numbers = [f"7915{i:07d}" for i in range(12)]
+    reserve, spent, turn = UsageLedger.reserve_call, [], threading.Lock()
+
+    def another_task_spends_first(self, *args, **kwargs):
+        with turn:  # the run's budget is set (6 left); before its first send, another task spends 4
+            if not spent:
+                spent.append(1)
+                other = make_ledger(warehouse, quota=6)
+                for _ in range(4):
+                    reserve(other)
+                other.close()  # gives back what a block engine counted beyond the 4
+        return reserve(self, *args, **kwargs)
+
+    monkeypatch.setattr(UsageLedger, "reserve_call", another_task_spends_first)
+    summary = Harness(emulator, warehouse, monthly_quota=6).run(numbers)
+    assert (summary.exists + summary.not_exists, summary.pending) == (2, 10)
+    assert summary.stopped_reason.startswith("checkWhatsapp: the monthly quota of instance 1101000001 is used up")
+    assert emulator.counters("1101000001").count("checkWhatsapp") == 2

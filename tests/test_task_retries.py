@@ -26,12 +26,26 @@ PROBE_DAG = textwrap.dedent('''
                               retries=2, retry_delay=timedelta(seconds=1))
 ''')
 
+SENSOR_PROBE_DAG = textwrap.dedent('''
+    from datetime import timedelta
+
+    import pendulum
+    from airflow.sdk import DAG
+
+    from airflow_provider_greenapi.sensors import GreenApiInstanceStateSensor
+
+    with DAG("greenapi_sensor_retry_probe", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+        GreenApiInstanceStateSensor(task_id="wait", poke_interval=1, timeout=60, retries=2,
+                                    retry_delay=timedelta(seconds=1))
+''')
+
 
 @pytest.fixture(scope="module")
 def probe_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-retries")
     (home / "dags").mkdir()
     (home / "dags" / "greenapi_retry_probe.py").write_text(PROBE_DAG)
+    (home / "dags" / "greenapi_sensor_retry_probe.py").write_text(SENSOR_PROBE_DAG)
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     migrate(env)
@@ -65,3 +79,12 @@ def test_an_outage_is_retried_by_airflow(probe_home, emulator):
     assert (state, try_number) == ("failed", 3), output[-4000:]
     assert earlier == ["failed", "failed"]  # the two tries before, each followed by up_for_retry
     assert "up_for_retry" in output and "AirflowFailException" not in output
+
+
+@pytest.mark.slow
+def test_a_blocked_instance_fails_the_sensor_on_the_first_try_despite_retries(probe_home, emulator):
+    emulator.set_state(ID_INSTANCE, "blocked")
+    env = {**probe_home, "AIRFLOW_CONN_GREENAPI_DEFAULT": greenapi_connection(emulator)}
+    output = dags_test(env, "greenapi_sensor_retry_probe")
+    assert task_tries(env, "greenapi_sensor_retry_probe", "wait") == ("failed", 1, []), output[-4000:]
+    assert "GreenApiInstanceStateError" in output and "'blocked', a fail state" in output

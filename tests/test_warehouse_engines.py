@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_provider_greenapi.errors import WarehouseBusyError
 from airflow_provider_greenapi.warehouse import Dialect, dialect_of
-from airflow_provider_greenapi.warehouse.duckdb import DuckDBFileBusy
 from tests.conftest import make_warehouse
 from tests.harness import Harness, assert_invariants
 
@@ -69,7 +69,7 @@ def test_duckdb_held_too_long_is_refused_with_what_to_do(emulator, tmp_path, req
     monkeypatch.setattr(ENGINE, "lock_wait", 0.5)
     holder = _hold_file(str(tmp_path / "warehouse.duckdb"), 5)
     try:
-        with pytest.raises(DuckDBFileBusy, match=r"one process open a file at a time.*one after another"):
+        with pytest.raises(WarehouseBusyError, match=r"one process open a file at a time.*one after another"):
             harness.run(NUMBERS)
     finally:
         holder.kill()

@@ -14,16 +14,15 @@ from airflow_provider_greenapi._compat import (
     legacy_ui_field_behaviour,
 )
 from airflow_provider_greenapi.client import GreenApiClient, validate_api_url, validate_id_instance
-from airflow_provider_greenapi.errors import GreenApiError
+from airflow_provider_greenapi.errors import GreenApiConnectionError, GreenApiError
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_greenapi.settings import ClientSettings, QuotaSettings, from_extras, settings_of
 
+# GreenApiConnectionError lives in errors.py (a ConfigurationError); importable from here too, as it always was.
+__all__ = ["GreenApiConnectionError", "GreenApiHook"]
+
 _CLIENT_SETTINGS = frozenset(item.name for item in settings_of(ClientSettings))
-
-
-class GreenApiConnectionError(ValueError):
-    """The Airflow Connection does not describe a usable GREEN-API instance."""
 
 
 class GreenApiHook(BaseHook):

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
 from airflow_provider_greenapi._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
-from airflow_provider_greenapi.errors import GreenApiError
+from airflow_provider_greenapi.errors import GreenApiError, InstanceStateError
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.triggers.instance_state import (
@@ -26,13 +26,14 @@ from airflow_provider_greenapi.triggers.instance_state import (
 )
 
 
-class GreenApiInstanceStateError(AirflowFailException):
+class GreenApiInstanceStateError(InstanceStateError, AirflowFailException):
     """The instance reached a fail state (``blocked`` by default), or an error that polling cannot cure
-    (wrong token, unknown instance, unusable connection). Fails the task without retries."""
+    (wrong token, unknown instance, unusable connection); ``state`` is the fail state, else None.
 
-    def __init__(self, message: str, state: str | None = None) -> None:
-        super().__init__(message)
-        self.state = state
+    The Airflow side of :class:`~airflow_provider_greenapi.errors.InstanceStateError`: as an
+    ``AirflowFailException`` it fails the task without retries (Airflow skips them for that class only), and
+    it is still caught by ``except InstanceStateError`` / ``RunStopped`` / ``GreenApiProviderError``.
+    """
 
 
 class GreenApiInstanceStateSensor(BaseSensorOperator):

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from airflow_provider_greenapi.errors import WarehouseBusyError
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 LOCK_WAIT_SECONDS = 120.0
@@ -34,10 +35,6 @@ def _writer_lock(database: str) -> threading.Lock:
         return _WRITERS.setdefault(database, threading.Lock())
 
 
-class DuckDBFileBusy(RuntimeError):
-    """Another process kept the DuckDB file for longer than the wait allowed."""
-
-
 def _open(hook: Any, wait: float) -> Any:
     """The hook's database, opened as the hook does (config, extensions, secrets) without its per-open log
     line; retried while another process holds the file."""
@@ -52,7 +49,7 @@ def _open(hook: Any, wait: float) -> Any:
             if "lock" not in str(error).lower():
                 raise
             if time.monotonic() + pause > deadline:
-                raise DuckDBFileBusy(
+                raise WarehouseBusyError(
                     f"The DuckDB file {hook.get_database()!r} stayed in use by another process for {wait:.0f} s "
                     "(DuckDB lets one process open a file at a time). Run the tasks that write this file one "
                     "after another (an Airflow pool with one slot, or max_active_tis_per_dag=1), or give each "
@@ -122,7 +119,7 @@ class TurnTakingConnection:
     def acquire(self, sql: str) -> Any:
         if not self._wrote and sql.lstrip()[:6].lower() in _WRITES:
             if not self._writers.acquire(timeout=self._wait):
-                raise DuckDBFileBusy(f"Another writer of this process kept the DuckDB file for {self._wait:.0f} s.")
+                raise WarehouseBusyError(f"Another writer of this process kept the DuckDB file for {self._wait:.0f} s.")
             self._wrote = True
         if self._connection is None:
             try:
