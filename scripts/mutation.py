@@ -44,7 +44,7 @@ class Mutation:
     tests: tuple[str, ...]
 
 
-CHECKER = "tests/test_checker.py"
+CHECKER = "tests/test_pipeline.py"
 PIPELINE = f"{PKG}/pipeline"
 INVARIANTS = "tests/test_invariants.py"
 CLIENT = "tests/test_client.py"
