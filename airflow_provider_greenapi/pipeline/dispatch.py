@@ -55,7 +55,7 @@ class Dispatcher:
         self.clock = clock
         self.state_poll_interval = state_poll_interval
         self.max_consecutive_errors = max_consecutive_errors
-        self.window = InFlightWindow(client.check_pace, client.settings.max_in_flight)
+        self._window = InFlightWindow(client.check_pace, client.settings.max_in_flight)
         self.failure: BaseException | None = None
         self.budget_stop: str | None = None
         self.sent = 0
@@ -95,7 +95,7 @@ class Dispatcher:
 
     def describe(self) -> str:
         """The in-flight window's state, for the progress line."""
-        return self.window.describe()
+        return self._window.describe()
 
     def _check(self, number: str) -> CheckOutcome | _Stop:
         """One number, in a check thread."""
@@ -119,7 +119,7 @@ class Dispatcher:
         number of checks to keep in flight."""
         seen = self._client_counts()
         (answers, seconds, retries), self._seen = self._seen, seen
-        return self.window.observe(seen[0] - answers, seen[1] - seconds, seen[2] - retries,
+        return self._window.observe(seen[0] - answers, seen[1] - seconds, seen[2] - retries,
                                    self.client.oldest_check_age())
 
     def _client_counts(self) -> tuple[int, float, int]:
