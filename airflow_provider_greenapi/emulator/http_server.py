@@ -123,6 +123,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._serve(arrived)
 
     def _reject(self, status: int, message: str) -> None:
+        """Answer ``status`` with ``message`` and close the connection: the request cannot be read on."""
         self.close_connection = True
         self._send(Reply(status, error_body(status, message)))
         log.debug("rejected a malformed request: %s", redact_path(self.requestline)[:200])
@@ -189,12 +190,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if length < 0:
                 raise ValueError(declared)
         except ValueError:
-            self.close_connection = True
-            self._send(Reply(400, error_body(400, "invalid Content-Length")))
+            self._reject(400, "invalid Content-Length")
             return None
         if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send(Reply(413, error_body(413, "Payload Too Large")))
+            self._reject(413, "Payload Too Large")
             return None
         return self.rfile.read(length)
 
@@ -207,13 +206,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 if size < 0:
                     raise ValueError(size)
             except ValueError:
-                self.close_connection = True
-                self._send(Reply(400, error_body(400, "invalid chunked body")))
+                self._reject(400, "invalid chunked body")
                 return None
             size_total += size
             if size_total > MAX_BODY_BYTES:
-                self.close_connection = True
-                self._send(Reply(413, error_body(413, "Payload Too Large")))
+                self._reject(413, "Payload Too Large")
                 return None
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):

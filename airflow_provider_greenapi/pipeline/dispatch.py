@@ -152,10 +152,11 @@ class Dispatcher:
     def _take(self, number: str, result: CheckOutcome | _Stop, step: Dispatched) -> None:
         if isinstance(result, _Stop):
             step.unsent.append(number)
-            if self.failure is None and self.budget_stop is None and isinstance(result.error, QuotaBudgetExhausted):
-                self.budget_stop = str(result.error)  # the ledger's own cap: stop sending, quietly
-                self._limit = self.sent
-            elif self.failure is None and not isinstance(result.error, QuotaBudgetExhausted):
+            if isinstance(result.error, QuotaBudgetExhausted):  # the ledger's own cap: stop sending, quietly
+                if self.failure is None and self.budget_stop is None:
+                    self.budget_stop = str(result.error)
+                    self._limit = self.sent
+            elif self.failure is None:
                 self.failure = result.error
             return
         step.outcomes.append(result)
