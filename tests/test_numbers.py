@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from decimal import Decimal
 
 import phonenumbers
@@ -563,3 +564,64 @@ def test_international_fast_path_matches_phonenumbers(code: str, zero: bool, res
         if not (possible and MIN_DIGITS <= len(expected) <= MAX_DIGITS):
             expected = None
     assert ours == expected
+
+
+def _national_numbers_to_strip() -> list[tuple[str, str]]:
+    """(main region, digits) that phonenumbers' national-prefix pattern of the region may strip: each example
+    number's national format, the trunk prefix before its national number, and seeded digits after every
+    leading digit."""
+    rnd = random.Random(17)
+    cases = []
+    for region_code in sorted(phonenumbers.SUPPORTED_REGIONS):
+        country_code = phonenumbers.country_code_for_region(region_code)
+        if phonenumbers.region_code_for_country_code(country_code) != region_code:
+            continue
+        trunk = phonenumbers.ndd_prefix_for_region(region_code, True) or ""
+        for number_type in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE):
+            example = phonenumbers.example_number_for_type(region_code, number_type)
+            if example is not None:
+                nsn = phonenumbers.national_significant_number(example)
+                national = phonenumbers.format_number(example, PhoneNumberFormat.NATIONAL)
+                cases += [(region_code, "".join(c for c in national if c.isdigit())), (region_code, trunk + nsn)]
+        for first in "0123456789":
+            for size in (2, 5, 9, 12, 17):
+                cases.append((region_code, first + "".join(rnd.choice("0123456789") for _ in range(size))))
+    return cases
+
+
+def test_trunk_prefix_shortcut_strips_what_phonenumbers_parse_strips() -> None:
+    """The reading strips a national prefix with phonenumbers' own step for it instead of a whole parse; for
+    every main region, after a '+' and the code and in the region's national format, what is left is parse's
+    national significant number (or the digits as written where parse raises)."""
+    from airflow_provider_greenapi.numbers import reading
+
+    assert reading._strip_national_prefix is not None, "phonenumbers renamed its helper: see numbers/reading.py"
+    cases = _national_numbers_to_strip()
+    assert len(cases) > 10_000
+    differences = []
+    stripped = 0
+    for region_code, digits in cases:
+        country_code = phonenumbers.country_code_for_region(region_code)
+        try:
+            expected = phonenumbers.national_significant_number(phonenumbers.parse(f"+{country_code}{digits}"))
+        except phonenumbers.NumberParseException:
+            expected = digits
+        if country_code != 54 and expected != reading._without_trunk_prefix(country_code, digits):
+            differences.append(("+", region_code, digits, expected))
+        if expected != reading._prefix_step_keeps(country_code, digits):
+            differences.append(("step", region_code, digits, expected))
+        stripped += expected != digits
+        national = reading._national(digits, reading.region(region_code), frozenset())
+        try:
+            number = phonenumbers.parse(digits, region_code, keep_raw_input=True)
+        except phonenumbers.NumberParseException as error:
+            dialled_abroad = error.error_type in (phonenumbers.NumberParseException.INVALID_COUNTRY_CODE,
+                                                  phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD)
+            expected_national = None if dialled_abroad else digits
+        else:
+            from_region = number.country_code_source == phonenumbers.CountryCodeSource.FROM_DEFAULT_COUNTRY
+            expected_national = phonenumbers.national_significant_number(number) if from_region else None
+        if country_code != 54 and len(digits) <= 20 and (national.nsn if national else None) != expected_national:
+            differences.append(("national", region_code, digits, expected_national))
+    assert differences == []
+    assert stripped > 500  # the cases do reach the stripping

@@ -12,12 +12,19 @@ reality); it only chooses.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import NamedTuple
 
 import phonenumbers
-from phonenumbers import CountryCodeSource, NumberParseException, PhoneMetadata, PhoneNumber, ValidationResult
+from phonenumbers import (
+    CountryCodeSource,
+    NumberParseException,
+    PhoneMetadata,
+    PhoneNumber,
+    ValidationResult,
+    phonenumberutil,
+)
 
 from airflow_provider_greenapi.numbers.quirks import (
     ARGENTINA,
@@ -64,6 +71,7 @@ class Region(NamedTuple):
     trunk_prefix: str | None  # "8" in RU, "0" in most of Europe, "1" in NANP
     international_prefix: re.Pattern[str] | None  # "810" in RU, "011" in the US, "00" in most places
     national_prefix_for_parsing: re.Pattern[str] | None  # what parse may strip: see _without_trunk_prefix
+    is_main: bool  # the main region of its country code (GB for +44, US for +1), whose metadata reads +44 numbers
 
 
 @cache
@@ -72,8 +80,10 @@ def region(code: str) -> Region:
     metadata = PhoneMetadata.metadata_for_region(code)
     idd = metadata.international_prefix if metadata is not None else None
     prefix = metadata.national_prefix_for_parsing if metadata is not None else None
-    return Region(code, phonenumbers.country_code_for_region(code), phonenumbers.ndd_prefix_for_region(code, True)
-                  or None, re.compile(idd) if idd else None, re.compile(prefix) if prefix else None)
+    country_code = phonenumbers.country_code_for_region(code)
+    return Region(code, country_code, phonenumbers.ndd_prefix_for_region(code, True) or None,
+                  re.compile(idd) if idd else None, re.compile(prefix) if prefix else None,
+                  phonenumbers.region_code_for_country_code(country_code) == code)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -96,7 +106,19 @@ def _length(country_code: int, nsn: str) -> int:
     """``phonenumbers.is_possible_number_with_reason`` for a national significant number."""
     if not nsn:
         return ValidationResult.TOO_SHORT
-    return phonenumbers.is_possible_number_with_reason(_number(country_code, nsn))
+    return _length_status(country_code, len(nsn))
+
+
+@cache
+def _length_status(country_code: int, length: int) -> int:
+    """``phonenumbers.is_possible_number_with_reason`` for any national number of ``length`` digits.
+
+    That check "only checks the length of phone numbers" (its documentation; it reads the country's possible
+    and local-only lengths and nothing else of the number), so one answer per country code and length is its
+    answer for every number of that length: asked once, it is remembered (a few thousand entries at most).
+    """
+    return phonenumbers.is_possible_number_with_reason(
+        PhoneNumber(country_code=country_code, national_number=int("1" * length)))
 
 
 @cache
@@ -132,20 +154,61 @@ _SHORTER_THAN_POSSIBLE = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIB
 
 
 @cache
+def _main_metadata(country_code: int) -> PhoneMetadata | None:
+    """The metadata phonenumbers reads ``+country_code`` numbers with (the main region's, or the non-geographic
+    entity's)."""
+    main = phonenumbers.region_code_for_country_code(country_code)
+    return PhoneMetadata.metadata_for_region_or_calling_code(country_code, main)
+
+
+@cache
 def _trunk_prefix_pattern(country_code: int) -> re.Pattern[str] | None:
     """phonenumbers' pattern of what may precede a national number (a trunk prefix, a carrier code)."""
-    main = phonenumbers.region_code_for_country_code(country_code)
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, main)
+    metadata = _main_metadata(country_code)
     pattern = metadata.national_prefix_for_parsing if metadata is not None else None
     return re.compile(pattern) if pattern else None
 
 
-def _without_trunk_prefix(country_code: int, nsn: str) -> str:
-    """A trunk prefix written after the country code (``+44 (0)20…``, ``+7 8 912…``) removed as
-    ``phonenumbers.parse`` removes it.
+def _parse_keeps(country_code: int, nsn: str) -> str:
+    """What ``phonenumbers.parse`` keeps of ``nsn`` written after ``+country_code``: the national number
+    without a national (trunk) prefix or carrier code, or ``nsn`` as written where parse raises (too short or
+    too long: the length check explains it)."""
+    try:
+        number = phonenumbers.parse(f"+{country_code}{nsn}")
+    except NumberParseException:
+        return nsn
+    return phonenumbers.national_significant_number(number)
 
-    parse costs about 12 us, several times the rest of normalising, and changes nothing unless its
-    national-prefix pattern matches at the start of the number; most numbers are asked that question only.
+
+# parse's own step for the prefix; a phonenumbers release without it gets parse itself (the same, only slower)
+_strip_national_prefix: Callable[[str, PhoneMetadata], tuple[str, str, bool]] | None = getattr(
+    phonenumberutil, "_maybe_strip_national_prefix_carrier_code", None)
+_MIN_NSN, _MAX_NSN = 2, 17  # parse's bounds on a national significant number (it raises outside them)
+
+
+def _prefix_step_keeps(country_code: int, nsn: str) -> str:
+    """:func:`_parse_keeps`'s answer from the one step of parse that strips the prefix, phonenumbers'
+    ``_maybe_strip_national_prefix_carrier_code`` (about 1 us where a whole parse costs 10 us), kept only when
+    the rest has a possible length, as parse keeps it (:func:`_length` is parse's length test with the main
+    region's metadata)."""
+    metadata = _main_metadata(country_code)
+    if metadata is None or len(nsn) < _MIN_NSN:
+        return nsn
+    if _strip_national_prefix is None:  # pragma: no cover - see its definition
+        return _parse_keeps(country_code, nsn)
+    _, stripped, _ = _strip_national_prefix(nsn, metadata)
+    if _length(country_code, stripped) in _SHORTER_THAN_POSSIBLE or not _MIN_NSN <= len(stripped) <= _MAX_NSN:
+        return nsn
+    return stripped
+
+
+def _without_trunk_prefix(country_code: int, nsn: str) -> str:
+    """A trunk prefix written after the country code (``+44 (0)20…``, ``+7 8 912…``), or in a national number
+    of the code's main region (``020…`` in GB), removed as ``phonenumbers.parse`` removes it.
+
+    Nothing changes unless phonenumbers' national-prefix pattern matches at the start of the number, so most
+    numbers are asked that question only; the others get :func:`_prefix_step_keeps` (a test holds it equal to
+    :func:`_parse_keeps` for every region's numbers).
     """
     if country_code == ARGENTINA:
         return _argentina_without_trunk_zero(nsn)
@@ -153,11 +216,7 @@ def _without_trunk_prefix(country_code: int, nsn: str) -> str:
     match = pattern.match(nsn) if pattern is not None else None
     if match is None or match.end() == 0:
         return nsn
-    try:
-        number = phonenumbers.parse(f"+{country_code}{nsn}")
-    except NumberParseException:  # too short or too long: the length check explains it
-        return nsn
-    return phonenumbers.national_significant_number(number)
+    return _prefix_step_keeps(country_code, nsn)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -237,8 +296,13 @@ def _national(digits: str, home: Region, rules: frozenset[NumberRule]) -> Readin
         return _too_long(digits)
     if home.country_code == ARGENTINA:
         return _finish(ARGENTINA, _argentina_without_trunk_zero(digits), rules, (), "", national=True)
-    if not _parse_may_change(home, digits):
-        return _finish(home.country_code, digits, rules, (), "", national=True)
+    if not _may_be_dialled_abroad(home, digits):
+        if home.is_main:  # read with the metadata of +country_code numbers, as after a '+' and the code
+            return _finish(home.country_code, _without_trunk_prefix(home.country_code, digits), rules, (), "",
+                           national=True)
+        prefix = home.national_prefix_for_parsing.match(digits) if home.national_prefix_for_parsing else None
+        if prefix is None or prefix.end() == 0:
+            return _finish(home.country_code, digits, rules, (), "", national=True)
     try:
         number = phonenumbers.parse(digits, home.code, keep_raw_input=True)
     except NumberParseException as error:
@@ -251,22 +315,20 @@ def _national(digits: str, home: Region, rules: frozenset[NumberRule]) -> Readin
                    national=True)
 
 
-def _parse_may_change(home: Region, digits: str) -> bool:
-    """Whether ``phonenumbers.parse(digits, home)`` may read anything but ``home``'s country code + the digits
-    as written: an international prefix, the region's own country code, or a national prefix pattern that
-    matches (the same shortcut as in :func:`_without_trunk_prefix`)."""
+def _may_be_dialled_abroad(home: Region, digits: str) -> bool:
+    """Whether ``phonenumbers.parse(digits, home)`` may read a country code in the digits: they start with an
+    international prefix or with the region's own country code. Otherwise parse reads ``home``'s country code
+    and the national number, from which it may only strip a national prefix."""
     if digits.startswith(str(home.country_code)):
         return True
-    if home.international_prefix is not None and home.international_prefix.match(digits):
-        return True
-    match = home.national_prefix_for_parsing.match(digits) if home.national_prefix_for_parsing else None
-    return match is not None and match.end() > 0
+    return home.international_prefix is not None and home.international_prefix.match(digits) is not None
 
 
 _DIALLED_ABROAD = (NumberParseException.INVALID_COUNTRY_CODE, NumberParseException.TOO_SHORT_AFTER_IDD)
 
+_MOBILE_RANK = 3
 _MOBILE_TYPES = {
-    phonenumbers.PhoneNumberType.MOBILE: 3,
+    phonenumbers.PhoneNumberType.MOBILE: _MOBILE_RANK,
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: 2,
 }
 
@@ -324,11 +386,14 @@ def _pick(readings: list[Reading], prefer_mobile: bool = True, failed: Reading |
     if all(reading.digits == first.digits for _, reading in usable[1:]):
         return first
     best, best_key = first, (-1, 0)
+    top = _MOBILE_RANK if prefer_mobile else 1
     for index, reading in usable:
         rank = ranks[index] if index in ranks else _range_rank(reading)
         key = (rank if prefer_mobile else min(rank, 1), -index)
         if key > best_key:
             best, best_key = reading, key
+            if key[0] == top:  # no later reading can rank higher, and ties go to the earlier one
+                break
     return best
 
 

@@ -31,7 +31,7 @@ class Digits(NamedTuple):
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 _FORMATTED = re.compile(r"[0-9 \t\n\r\f\v\-.()/+]+")
-_DELETE_SEPARATORS = str.maketrans("", "", " \t\n\r\f\v-.()/")
+_SEPARATOR_BYTES = b" \t\n\r\f\v-.()/"
 _FLOAT_TEXT = re.compile(r"\+?[0-9]{6,}\.0+")
 _SCIENTIFIC = re.compile(r"[0-9]+(?:[.,][0-9]+)?[eE][+]?[0-9]+")
 _EXTENSION = re.compile(
@@ -86,6 +86,19 @@ def _read_text(text: str) -> tuple[str, bool, str | None]:
         return "", False, "empty"
     if len(text) > MAX_INPUT_CHARS:
         return "", False, f"too long to be a phone number ({len(text)} characters)"
+    if _FORMATTED.fullmatch(text):  # most numbers: digits, separators, a '+'; none of the checks below applies
+        if "." in text and _FLOAT_TEXT.fullmatch(text):
+            return "", False, _FLOAT_REASON
+        return _without_separators(text, False)
+    return _read_unusual_text(text)
+
+
+_FLOAT_REASON = "looks like a float written as text (ends in '.0'): export the column as text or integers"
+
+
+def _read_unusual_text(text: str) -> tuple[str, bool, str | None]:
+    """:func:`_read_text` for text with something besides digits, separators and '+': non-ASCII characters,
+    ``tel:``, a chat id, an exponent, an extension, letters."""
     if not text.isascii():
         text = _to_ascii(text).strip()
     plus = False
@@ -105,8 +118,7 @@ def _read_text(text: str) -> tuple[str, bool, str | None]:
     if not text:
         return "", False, "empty"
     if _FLOAT_TEXT.fullmatch(text):
-        return "", False, ("looks like a float written as text (ends in '.0'): export the column as text "
-                           "or integers")
+        return "", False, _FLOAT_REASON
     if _SCIENTIFIC.fullmatch(text):
         return "", False, ("looks like a float in scientific notation, which may have lost digits: "
                            "export the column as text or integers")
@@ -115,13 +127,18 @@ def _read_text(text: str) -> tuple[str, bool, str | None]:
                            "remove it if the main number is meant")
     if not _FORMATTED.fullmatch(text):
         return "", False, _bad_character_reason(text)
+    return _without_separators(text, plus)
+
+
+def _without_separators(text: str, plus: bool) -> tuple[str, bool, str | None]:
+    """The digits of ``text`` (only digits, separators and '+' by now), and whether a '+' led them."""
     if "+" in text:
         position = text.index("+")
         if text.count("+") > 1 or text[:position].strip(" (\t"):
             return "", False, "'+' may appear only once, before the digits"
         text = text[:position] + text[position + 1 :]
         plus = True
-    digits = text.translate(_DELETE_SEPARATORS)
+    digits = text.encode("ascii").translate(None, _SEPARATOR_BYTES).decode("ascii")  # ASCII by now; bytes are faster
     if not digits:
         return "", False, "no digits"
     return digits, plus, None
