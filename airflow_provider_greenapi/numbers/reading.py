@@ -47,7 +47,8 @@ from airflow_provider_greenapi.numbers.quirks import (
 if hasattr(phonenumbers, "enable_pattern_cache"):
     phonenumbers.enable_pattern_cache()
 
-_CALLING_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+_CALLING_CODES = {str(code): code for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+_IS_POSSIBLE = ValidationResult.IS_POSSIBLE
 _NO_COUNTRY_HINT = " (a national number? write it with its country code or set default_region)"
 _MAX_READ = MAX_DIGITS + 4  # digits beyond this are not read at all
 
@@ -104,8 +105,6 @@ def _number(country_code: int, nsn: str) -> PhoneNumber:
 
 def _length(country_code: int, nsn: str) -> int:
     """``phonenumbers.is_possible_number_with_reason`` for a national significant number."""
-    if not nsn:
-        return ValidationResult.TOO_SHORT
     return _length_status(country_code, len(nsn))
 
 
@@ -117,6 +116,8 @@ def _length_status(country_code: int, length: int) -> int:
     and local-only lengths and nothing else of the number), so one answer per country code and length is its
     answer for every number of that length: asked once, it is remembered (a few thousand entries at most).
     """
+    if length == 0:
+        return ValidationResult.TOO_SHORT
     return phonenumbers.is_possible_number_with_reason(
         PhoneNumber(country_code=country_code, national_number=int("1" * length)))
 
@@ -235,10 +236,13 @@ def _finish(country_code: int, nsn: str, rules: frozenset[NumberRule], applied: 
             hint: str, guessed: bool = False, national: bool = False) -> Reading:
     """Apply the country's quirk rules to one reading, then check it against GREEN-API's limits."""
     nsn, changed = apply_country_rules(country_code, nsn, rules)
-    applied = (*applied, *changed)
+    if changed:
+        applied = (*applied, *changed)
     digits = f"{country_code}{nsn}"
     total = len(digits)
-    status = _length(country_code, nsn)
+    status = _length_status(country_code, len(nsn))
+    if status == _IS_POSSIBLE and MIN_DIGITS <= total <= MAX_DIGITS and not is_impossible_nanp(country_code, nsn):
+        return Reading(digits, None, applied, country_code, nsn, guessed)  # most numbers: nothing to explain
     if not national and status == ValidationResult.TOO_LONG and is_mexican_mobile_one(country_code, nsn):
         status = ValidationResult.IS_POSSIBLE
     reason = None
@@ -274,8 +278,8 @@ def _international(digits: str, rules: frozenset[NumberRule], hint: str = "",
     if len(digits) > _MAX_READ:
         return _too_long(digits, applied, guessed)
     for size in (1, 2, 3):  # calling codes are prefix-free: at most one of these is one
-        if digits[:size] in _CALLING_CODES and len(digits) >= size:
-            code = int(digits[:size])
+        code = _CALLING_CODES.get(digits[:size])
+        if code is not None:
             return _finish(code, _without_trunk_prefix(code, digits[size:]), rules, applied, hint, guessed)
     if digits[:1] == "0":
         reason = "no country code: international digits cannot start with 0" + hint
@@ -366,7 +370,12 @@ def _pick(readings: list[Reading], prefer_mobile: bool = True, failed: Reading |
     mobile before fixed-line, since WhatsApp accounts are mostly mobiles); ties go to the earlier reading.
     With no reading left, ``failed`` (default: the first reading) explains why.
     """
-    as_written_possible = any(r.digits is not None and not r.guessed for r in readings)
+    possible = [reading for reading in readings if reading.digits is not None]
+    if not possible:
+        return failed or readings[0]
+    if len(possible) == 1 and not possible[0].guessed:  # nothing to choose (most numbers)
+        return possible[0]
+    as_written_possible = any(not reading.guessed for reading in possible)
     ranks: dict[int, int] = {}
     usable: list[tuple[int, Reading]] = []
     for index, reading in enumerate(readings):
