@@ -2,8 +2,9 @@
 
 Digits can often be read more than one way (``84951234567``: Moscow with trunk 8, or a Vietnamese mobile?).
 :func:`resolve` builds the plausible readings in docs/numbers.md's order (step 3): ``phonenumbers.parse``
-reads the trunk prefix after a country code and a national number in a region (asked only when the
-country's national-prefix pattern matches: parse is the costly part), GREEN-API's quirk rules
+reads a national number in a region whose digits may hold a country code, and a national prefix is
+stripped as parse strips it (with parse's own step for that, asked only when the country's national-prefix
+pattern matches: parse is the costly part; see docs/numbers.md, "Speed"), GREEN-API's quirk rules
 (:mod:`.quirks`) correct it, ``phonenumbers.is_possible_number_with_reason`` judges its length, and
 ``phonenumbers.number_type`` ranks readings that disagree. Range validity never rejects a number (ranges lag
 reality); it only chooses.
