@@ -201,8 +201,8 @@ MUTATIONS: tuple[Mutation, ...] = (
              "    if True:\n        return nsn\n    return _prefix_step_keeps(", (NUMBERS,)),
     Mutation("numbers: a national prefix is stripped only where what remains has a possible length",
              f"{PKG}/numbers/reading.py",
-             "    if _length(country_code, stripped) in _SHORTER_THAN_POSSIBLE or not _MIN_NSN",
-             "    if not _MIN_NSN", (NUMBERS,)),
+             "    return nsn if _length_status(country_code, len(stripped)) in _SHORTER_THAN_POSSIBLE else stripped",
+             "    return stripped", (NUMBERS,)),
     Mutation("numbers: a masked number shows only its last 4 digits", f"{PKG}/numbers/masking.py",
              'return "*" * (len(digits) - _MASK_KEEP) + digits[-_MASK_KEEP:]', "return digits", (NUMBERS,)),
     # --- lineage: the tables a source query reads, named as the database's own operators name them ----------

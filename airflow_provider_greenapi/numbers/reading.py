@@ -104,11 +104,6 @@ def _number(country_code: int, nsn: str) -> PhoneNumber:
     return number
 
 
-def _length(country_code: int, nsn: str) -> int:
-    """``phonenumbers.is_possible_number_with_reason`` for a national significant number."""
-    return _length_status(country_code, len(nsn))
-
-
 @cache
 def _length_status(country_code: int, length: int) -> int:
     """``phonenumbers.is_possible_number_with_reason`` for any national number of ``length`` digits.
@@ -146,7 +141,7 @@ def _argentina_without_trunk_zero(nsn: str) -> str:
     """Argentina's trunk prefix is 0. ``phonenumbers.parse`` also turns a ``15`` after the area code into
     the ``9`` of mobiles; that is :data:`NumberRule.ARGENTINA_MOBILE_NINE`'s job, so that it can be switched
     off, and only the 0 is dropped here (when what remains has a possible length, as parse does)."""
-    if nsn[:1] == "0" and _length(ARGENTINA, nsn[1:]) not in _SHORTER_THAN_POSSIBLE:
+    if nsn[:1] == "0" and _length_status(ARGENTINA, len(nsn) - 1) not in _SHORTER_THAN_POSSIBLE:
         return nsn[1:]
     return nsn
 
@@ -191,7 +186,7 @@ _MIN_NSN, _MAX_NSN = 2, 17  # parse's bounds on a national significant number (i
 def _prefix_step_keeps(country_code: int, nsn: str) -> str:
     """:func:`_parse_keeps`'s answer from the one step of parse that strips the prefix, phonenumbers'
     ``_maybe_strip_national_prefix_carrier_code`` (about 1 us where a whole parse costs 10 us), kept only when
-    the rest has a possible length, as parse keeps it (:func:`_length` is parse's length test with the main
+    the rest has a possible length, as parse keeps it (:func:`_length_status` is parse's length test with the main
     region's metadata)."""
     metadata = _main_metadata(country_code)
     if metadata is None or len(nsn) < _MIN_NSN:
@@ -199,9 +194,9 @@ def _prefix_step_keeps(country_code: int, nsn: str) -> str:
     if _strip_national_prefix is None:  # pragma: no cover - see its definition
         return _parse_keeps(country_code, nsn)
     _, stripped, _ = _strip_national_prefix(nsn, metadata)
-    if _length(country_code, stripped) in _SHORTER_THAN_POSSIBLE or not _MIN_NSN <= len(stripped) <= _MAX_NSN:
+    if not _MIN_NSN <= len(stripped) <= _MAX_NSN:
         return nsn
-    return stripped
+    return nsn if _length_status(country_code, len(stripped)) in _SHORTER_THAN_POSSIBLE else stripped
 
 
 def _without_trunk_prefix(country_code: int, nsn: str) -> str:
