@@ -66,14 +66,15 @@ class Reading(NamedTuple):
 
 
 class Region(NamedTuple):
-    """A validated ``default_region`` and the two prefixes that shape how its users write numbers."""
+    """A validated ``default_region``, the prefixes that shape how its users write numbers, and whether
+    phonenumbers reads its national numbers as it reads ``+country_code`` ones."""
 
     code: str
     country_code: int
     trunk_prefix: str | None  # "8" in RU, "0" in most of Europe, "1" in NANP
     international_prefix: re.Pattern[str] | None  # "810" in RU, "011" in the US, "00" in most places
-    national_prefix_for_parsing: re.Pattern[str] | None  # what parse may strip: see _without_trunk_prefix
-    is_main: bool  # the main region of its country code (GB for +44, US for +1), whose metadata reads +44 numbers
+    national_prefix_for_parsing: re.Pattern[str] | None  # what parse may strip from a national number
+    is_main: bool  # its code's main region (GB for +44, US for +1): its metadata is what reads +44 numbers
 
 
 @cache
@@ -209,11 +210,16 @@ def _without_trunk_prefix(country_code: int, nsn: str) -> str:
     """
     if country_code == ARGENTINA:
         return _argentina_without_trunk_zero(nsn)
-    pattern = _trunk_prefix_pattern(country_code)
-    match = pattern.match(nsn) if pattern is not None else None
-    if match is None or match.end() == 0:
+    if not _national_prefix_may_start(_trunk_prefix_pattern(country_code), nsn):
         return nsn
     return _prefix_step_keeps(country_code, nsn)
+
+
+def _national_prefix_may_start(pattern: re.Pattern[str] | None, digits: str) -> bool:
+    """Whether phonenumbers' national-prefix ``pattern`` matches something at the start of ``digits``: only
+    then may parse strip anything (the patterns may match the empty string)."""
+    match = pattern.match(digits) if pattern is not None else None
+    return match is not None and match.end() > 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -300,8 +306,7 @@ def _national(digits: str, home: Region, rules: frozenset[NumberRule]) -> Readin
         if home.is_main:  # read with the metadata of +country_code numbers, as after a '+' and the code
             return _finish(home.country_code, _without_trunk_prefix(home.country_code, digits), rules, (), "",
                            national=True)
-        prefix = home.national_prefix_for_parsing.match(digits) if home.national_prefix_for_parsing else None
-        if prefix is None or prefix.end() == 0:
+        if not _national_prefix_may_start(home.national_prefix_for_parsing, digits):
             return _finish(home.country_code, digits, rules, (), "", national=True)
     try:
         number = phonenumbers.parse(digits, home.code, keep_raw_input=True)
