@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -16,7 +17,8 @@ _ARGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("warehouse_conn_id",), {"help": "the warehouse connection whose usage ledger to read (the operator's "
                                       "destination_conn_id)"}),
     (("--greenapi-conn-id",), {"help": "a GREEN-API connection: its instance only, with its monthly_quota "
-                                       "(the token is never read out)", "default": None}),
+                                       "(the token is never read out); repeat it for several connections",
+                                "action": "append", "default": None}),
     (("--month",), {"help": "the UTC month, YYYY-MM (default: this month)", "default": None}),
     (("--output", "-o"), {"help": "table (default) or json", "choices": ["table", "json"], "default": "table"}),
     (("--runs",), {"help": "how many of the last runs to list per instance (default 10)", "type": int,
@@ -40,24 +42,42 @@ def get_cli_commands() -> list[Any]:
     return [GroupCommand(name="greenapi", help="GREEN-API provider commands", subcommands=(usage,))]
 
 
+def _read_connections_like_airflows_cli() -> None:
+    """Look connections up where ``airflow connections get`` does: the configured secrets backends, then
+    Airflow's metadata database (where ``airflow connections add`` and the UI store them).
+
+    Outside a task, Airflow 3.x's SDK picks its connection backends from ``_AIRFLOW_PROCESS_CONTEXT``: unset
+    (a CLI process), it reads only AIRFLOW_CONN_* variables and custom backends, never the metadata database.
+    Airflow's own CLI commands that read connections (``connections get``, ``connections test``) declare
+    themselves a server process the same way (airflow/cli/commands/connection_command.py)."""
+    os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
+
+
 def usage_command(args: argparse.Namespace) -> None:
     """Print the report; a bad argument or connection exits with the reason (never a traceback)."""
     from airflow_provider_greenapi.usage_report import describe, greenapi_quotas, month_usage, parse_month
     from airflow_provider_greenapi.warehouse import DEFAULT_USAGE_TABLE
     from airflow_provider_greenapi.warehouse.usage_history import DEFAULT_HISTORY_TABLE
 
+    _read_connections_like_airflows_cli()
     try:
         month = parse_month(args.month)
-        quotas = greenapi_quotas([args.greenapi_conn_id]) if args.greenapi_conn_id else {}
-        reports = month_usage(args.warehouse_conn_id, month, quotas, only_configured=bool(quotas),
+        connections = greenapi_quotas(args.greenapi_conn_id or [])
+        reports = month_usage(args.warehouse_conn_id, month, connections,
+                              only_configured=bool(connections.quotas),
                               usage_table=args.usage_table or DEFAULT_USAGE_TABLE,
                               history_table=args.history_table or DEFAULT_HISTORY_TABLE)
     except Exception as error:
         raise SystemExit(f"airflow greenapi usage: {error}") from None
     if args.output == "json":
-        print(json.dumps({"month": month, "instances": [r.to_dict(args.runs) for r in reports]}, indent=2))
+        print(json.dumps({"month": month, "instances": [r.to_dict(args.runs) for r in reports],
+                          "connection_errors": connections.errors}, indent=2))
     else:
-        print(describe(reports, month, args.runs))
+        print(describe(reports, month, args.runs, connections.errors))
+    if connections.errors:  # the report shows everything else; the exit status says a connection was unusable
+        for line in connections.errors:
+            print(f"airflow greenapi usage: {line}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

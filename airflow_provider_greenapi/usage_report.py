@@ -39,6 +39,7 @@ class InstanceUsage:
     per_day: dict[str, int] = field(default_factory=dict)
     runs: list[RunUsage] = field(default_factory=list)
     next_auto: dict[str, Any] | None = None
+    quota_conflict: dict[str, int] | None = None  # connection id -> the monthly_quota it sets, when they differ
 
     @property
     def left(self) -> int | None:
@@ -47,7 +48,16 @@ class InstanceUsage:
     def to_dict(self, last_runs: int = 10) -> dict[str, Any]:
         return {"instance_id": self.instance_id, "month": self.month, "calls": self.calls, "quota": self.quota,
                 "left": self.left, "checks_per_day": dict(sorted(self.per_day.items())),
-                "runs": [r.to_dict() for r in self.runs[:last_runs]], "next_auto": self.next_auto}
+                "runs": [r.to_dict() for r in self.runs[:last_runs]], "next_auto": self.next_auto,
+                "quota_conflict": self.quota_conflict}
+
+    def conflict_text(self) -> str | None:
+        """The quota conflict as one sentence, or None."""
+        if not self.quota_conflict:
+            return None
+        said = ", ".join(f"{c!r} says {q}" for c, q in self.quota_conflict.items())
+        return (f"its GREEN-API connections set different monthly_quota values ({said}): set the same value on "
+                "each connection of the instance")
 
 
 def parse_month(value: str | None) -> str:
@@ -60,24 +70,67 @@ def parse_month(value: str | None) -> str:
         raise ValueError(f"--month must be a month as YYYY-MM (for example 2026-12), got {value!r}") from None
 
 
-def greenapi_quotas(conn_ids: list[str]) -> dict[str, int | None]:
-    """instance id -> monthly_quota of the given GREEN-API connections (the token is never read out)."""
+@dataclass
+class ConnectionQuotas:
+    """What GREEN-API connections say about each instance's ``monthly_quota``.
+
+    The rule: an instance's quota is the one set on any of its connections (connections that do not set it
+    say nothing); when its connections set different quotas, none is assumed and ``conflicts`` names each
+    connection's value. A connection that cannot be read is one line in ``errors`` (its id and what is wrong,
+    never a value it holds) and changes nothing else."""
+
+    quotas: dict[str, int | None] = field(default_factory=dict)
+    conflicts: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def greenapi_quotas(conn_ids: list[str]) -> ConnectionQuotas:
+    """The instance id and ``monthly_quota`` of the given GREEN-API connections (the token is never read out)."""
     from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 
-    quotas: dict[str, int | None] = {}
+    found: dict[str, dict[str, int | None]] = {}
+    result = ConnectionQuotas()
     for conn_id in conn_ids:
         hook = GreenApiHook(conn_id)
-        quotas[hook.id_instance] = hook.monthly_quota
-    return quotas
+        try:
+            instance_id, quota = hook.id_instance, hook.monthly_quota
+        except Exception as error:
+            result.errors.append(f"GREEN-API connection {conn_id!r} skipped: {_without_values(error, hook)}")
+            continue
+        found.setdefault(instance_id, {})[conn_id] = quota
+    for instance_id, by_conn in sorted(found.items()):
+        set_on = {c: q for c, q in by_conn.items() if q is not None}
+        if len(set(set_on.values())) > 1:
+            result.quotas[instance_id] = None
+            result.conflicts[instance_id] = dict(sorted(set_on.items()))
+        else:
+            result.quotas[instance_id] = next(iter(set_on.values()), None)
+    return result
 
 
-def month_usage(warehouse_conn_id: str, month: str, quotas: dict[str, int | None] | None = None,
+def _without_values(error: Exception, hook: Any) -> str:
+    """The error's message with every value of the connection's password and extras blanked: a message about
+    a setting must not repeat a value that may be a secret (a token pasted into the wrong field)."""
+    message = str(error) or type(error).__name__
+    try:
+        conn = hook._connection
+        values = [conn.password, conn.login, *(str(v) for v in (conn.extra_dejson or {}).values())]
+    except Exception:
+        values = []
+    for value in sorted((v for v in values if v and len(v) >= 4), key=len, reverse=True):
+        message = message.replace(value, "***")
+    return message
+
+
+def month_usage(warehouse_conn_id: str, month: str, connections: ConnectionQuotas | None = None,
                 only_configured: bool = False, usage_table: str = DEFAULT_USAGE_TABLE,
                 history_table: str = DEFAULT_HISTORY_TABLE) -> list[InstanceUsage]:
-    """Every instance with a ledger row or history in ``month``; ``only_configured``: just those in ``quotas``."""
+    """Every instance with a ledger row or history in ``month``; ``only_configured``: just those of the
+    GREEN-API ``connections``. An instance whose connections disagree on the quota shows no quota."""
     check_table_name(usage_table)
     check_table_name(history_table)
-    quotas = quotas or {}
+    connections = connections or ConnectionQuotas()
+    quotas = connections.quotas
     warehouse = open_warehouse(warehouse_conn_id, "warehouse")
     connection = warehouse.connect()
     try:
@@ -98,6 +151,9 @@ def month_usage(warehouse_conn_id: str, month: str, quotas: dict[str, int | None
         by_instance[run.instance_id].runs.append(run)
     for instance_id, quota in quotas.items():
         by_instance.setdefault(instance_id, InstanceUsage(instance_id, month, 0, quota))
+    for instance_id, conflict in connections.conflicts.items():
+        if instance_id in by_instance:  # not GREEN-API's reported total either: the conflict is the answer
+            by_instance[instance_id].quota, by_instance[instance_id].quota_conflict = None, conflict
     reports = sorted(by_instance.values(), key=lambda r: r.instance_id)
     if only_configured:
         reports = [r for r in reports if r.instance_id in quotas]
@@ -159,28 +215,36 @@ def _next_scheduled_run(dag_id: str) -> tuple[Any, datetime] | None:
         return None
 
 
-def describe(reports: list[InstanceUsage], month: str, last_runs: int = 5) -> str:
-    """The report as plain text (``--output table``)."""
+def describe(reports: list[InstanceUsage], month: str, last_runs: int = 5, errors: list[str] | None = None) -> str:
+    """The report as plain text (``--output table``): ``errors`` (connections that could not be read) first,
+    then each instance; DAG and run ids whole, however long (the columns widen to the longest)."""
+    lines = [f"! {error}" for error in errors or []]
     if not reports:
-        return f"No GREEN-API usage recorded for {month}."
-    lines = []
+        return "\n".join([*lines, f"No GREEN-API usage recorded for {month}."])
     for r in reports:
         quota = "not set" if r.quota is None else str(r.quota)
         left = "" if r.left is None else f", {r.left} left"
         lines.append(f"Instance {r.instance_id}, {month}: {r.calls} checkWhatsapp calls of quota {quota}{left}")
+        if r.quota_conflict:
+            lines.append(f"  ! quota conflict: {r.conflict_text()}")
         if r.per_day:
             lines.append("  checks per day: " + ", ".join(f"{d[8:]}: {n}" for d, n in sorted(r.per_day.items())))
         if r.next_auto:
             lines.append(f"  next run of {r.next_auto['dag_id']} ({r.next_auto['run_after']}) on auto: "
                          f"{r.next_auto['budget']} checks ({r.next_auto['rule']})")
         if r.runs:
-            lines.append(f"  {'started (UTC)':<20} {'dag_id':<24} {'run_id':<36} {'checks':>7} {'budget':>7}  state")
-            for run in r.runs[:last_runs]:
+            shown = r.runs[:last_runs]
+            dag_w = max(24, *(len(run.dag_id or "") for run in shown))
+            run_w = max(36, *(len(run.run_id or "") for run in shown))
+            lines.append(f"  {'started (UTC)':<20} {'dag_id':<{dag_w}} {'run_id':<{run_w}} {'checks':>7} "
+                         f"{'budget':>7}  state")
+            for run in shown:
                 started = run.started_at.strftime("%Y-%m-%d %H:%M") if run.started_at else "?"
                 budget = "" if run.budget is None else str(run.budget)
-                lines.append(f"  {started:<20} {(run.dag_id or '')[:24]:<24} {(run.run_id or '')[:36]:<36} "
+                lines.append(f"  {started:<20} {run.dag_id or '':<{dag_w}} {run.run_id or '':<{run_w}} "
                              f"{run.checks:>7} {budget:>7}  {run.state}")
     return "\n".join(lines)
 
 
-__all__ = ["InstanceUsage", "MonthlyUsage", "describe", "greenapi_quotas", "month_usage", "parse_month"]
+__all__ = ["ConnectionQuotas", "InstanceUsage", "MonthlyUsage", "describe", "greenapi_quotas", "month_usage",
+           "parse_month"]

@@ -34,7 +34,7 @@ def airflow_home(tmp_path_factory):
     return env
 
 
-def seeded_warehouse(path):
+def seeded_warehouse(path, dag_id="contacts_daily", run_id="scheduled__2026-12-09"):
     import sqlite3
 
     connection = sqlite3.connect(path, check_same_thread=False)
@@ -45,8 +45,7 @@ def seeded_warehouse(path):
         ledger.reserve_call()
     history = UsageHistory(connection, Dialect.SQLITE)
     history.ensure_table()
-    recorder = UsageRecorder(history, "1101000001", "tok-1", "contacts_daily", "scheduled__2026-12-09", lambda: 3,
-                             clock, interval=3600)
+    recorder = UsageRecorder(history, "1101000001", "tok-1", dag_id, run_id, lambda: 3, clock, interval=3600)
     recorder.start(967, "max_checks=auto: (30000 quota - 0 used in 2026-12 - 0 reserve) / 31 runs left = 967")
     recorder.stop("done")
     connection.close()
@@ -98,3 +97,76 @@ def test_the_command_is_listed_in_airflows_help(airflow_home):
     env = airflow_home
     listed = subprocess.run([AIRFLOW, "greenapi", "--help"], env=env, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and "usage" in listed.stdout
+
+
+def airflow_cli(env, *args):
+    done = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"airflow {' '.join(args[:2])}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+
+
+@pytest.mark.skipif(not PROVIDER_CLI, reason="Airflow 3.1 reads no provider CLI commands")
+def test_connections_stored_in_airflows_database_as_the_readme_adds_them(airflow_home, tmp_path, emulator):
+    """``airflow connections add`` stores into the metadata database; the command reads them there (a CLI
+    process of Airflow 3.x looks only at AIRFLOW_CONN_* variables unless it says it is a server process)."""
+    seeded_warehouse(tmp_path / "db.db")
+    airflow_cli(airflow_home, "connections", "add", "warehouse_in_db", "--conn-type", "sqlite",
+                "--conn-host", str(tmp_path / "db.db"))
+    airflow_cli(airflow_home, "connections", "add", "greenapi_in_db", "--conn-type", "greenapi",
+                "--conn-host", emulator.base_url, "--conn-login", "1101000001", "--conn-password", TOKEN,
+                "--conn-extra", json.dumps({"monthly_quota": 30000}))
+    done = run_usage(airflow_home, "warehouse_in_db", "--month", MONTH, "--greenapi-conn-id", "greenapi_in_db")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Instance 1101000001, 2026-12: 3 checkWhatsapp calls of quota 30000, 29997 left" in done.stdout
+    assert TOKEN not in done.stdout + done.stderr
+
+
+def test_the_quota_set_on_any_connection_a_conflict_and_an_unreadable_connection(airflow_home, tmp_path, emulator):
+    """The instance's quota is the one set on any of its connections (not the last one named); connections
+    that disagree show the conflict and no quota; an unreadable connection is one line naming it, without
+    the value it holds (here the token pasted into monthly_quota), and the rest of the report is shown."""
+    seeded_warehouse(tmp_path / "w.db")
+    url = emulator.base_url
+    env = {**airflow_home,
+           "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")}),
+           "AIRFLOW_CONN_GREENAPI_A": airflow_connection(url, "1101000001", TOKEN, monthly_quota=30000),
+           "AIRFLOW_CONN_GREENAPI_Z": airflow_connection(url, "1101000001", TOKEN),
+           "AIRFLOW_CONN_GREENAPI_OTHER": airflow_connection(url, "1101000002", TOKEN, monthly_quota=2000),
+           "AIRFLOW_CONN_GREENAPI_OTHER2": airflow_connection(url, "1101000002", TOKEN, monthly_quota=5000),
+           "AIRFLOW_CONN_GREENAPI_BAD": airflow_connection(url, "1101000003", TOKEN, monthly_quota=TOKEN)}
+    two = run_usage(env, "warehouse", "--month", MONTH, "--greenapi-conn-id", "greenapi_a",
+                    "--greenapi-conn-id", "greenapi_z")
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "3 checkWhatsapp calls of quota 30000, 29997 left" in two.stdout
+
+    mixed = run_usage(env, "warehouse", "--month", MONTH, "-o", "json", *(
+        a for c in ("greenapi_a", "greenapi_other", "greenapi_bad", "greenapi_other2")
+        for a in ("--greenapi-conn-id", c)))
+    assert mixed.returncode == 1  # the report is printed, the status says a named connection was unusable
+    report = json.loads(mixed.stdout[mixed.stdout.index("{"):])
+    by_id = {i["instance_id"]: i for i in report["instances"]}
+    assert (by_id["1101000001"]["quota"], by_id["1101000001"]["left"]) == (30000, 29997)
+    assert by_id["1101000002"]["quota"] is None
+    assert by_id["1101000002"]["quota_conflict"] == {"greenapi_other": 2000, "greenapi_other2": 5000}
+    (error,) = report["connection_errors"]
+    assert "'greenapi_bad'" in error and "monthly_quota" in error
+    assert "greenapi_bad" in mixed.stderr
+
+    table = run_usage(env, "warehouse", "--month", MONTH, "--greenapi-conn-id", "greenapi_bad",
+                      "--greenapi-conn-id", "greenapi_other", "--greenapi-conn-id", "greenapi_other2")
+    assert table.returncode == 1
+    assert "! GREEN-API connection 'greenapi_bad' skipped" in table.stdout
+    assert "quota conflict" in table.stdout and "'greenapi_other' says 2000" in table.stdout
+    for done in (two, mixed, table):
+        assert TOKEN not in done.stdout + done.stderr
+
+
+def test_long_dag_and_run_ids_are_shown_whole(airflow_home, tmp_path):
+    dag_id = "customer_contacts_whatsapp_presence_check_for_the_emea_marketing_team"
+    run_id = "manual__2026-12-09T06:00:00.123456+00:00_backfill_of_the_emea_contacts_after_the_crm_migration"
+    seeded_warehouse(tmp_path / "w.db", dag_id, run_id)
+    env = {**airflow_home, "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite",
+                                                                 "host": str(tmp_path / "w.db")})}
+    done = run_usage(env, "warehouse", "--month", MONTH)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = [line for line in done.stdout.splitlines() if dag_id in line]
+    assert run_id in row and row.split()[-3:] == ["3", "967", "done"]

@@ -47,7 +47,7 @@ def _connections() -> tuple[list[str], list[str]]:
 @app.get(PAGE, response_class=HTMLResponse, dependencies=[Depends(connection_reader())])
 def quota_page(warehouse: str | None = Query(None), month: str | None = Query(None)) -> HTMLResponse:
     warehouses, greenapi = _connections()
-    error, reports = None, []
+    error, reports, connection_errors = None, [], []
     chosen = warehouse if warehouse in warehouses else (warehouses[0] if warehouses else None)
     try:
         shown_month = parse_month(month)
@@ -56,16 +56,18 @@ def quota_page(warehouse: str | None = Query(None), month: str | None = Query(No
     if warehouse and warehouse not in warehouses:
         error = f"{warehouse!r} is not a warehouse connection of a supported engine."
     elif chosen is not None and error is None:
+        connections = greenapi_quotas(greenapi)  # one unreadable connection is a line, not a blank page
+        connection_errors = connections.errors
         try:
-            reports = month_usage(chosen, shown_month, greenapi_quotas(greenapi))
+            reports = month_usage(chosen, shown_month, connections)
         except Exception as failed:  # shown to the viewer: the engine's message, never a connection's secret
             error = f"Could not read the usage of {chosen!r}: {type(failed).__name__}: {failed}"
-    return HTMLResponse(_render(warehouses, chosen, shown_month, reports, error),
+    return HTMLResponse(_render(warehouses, chosen, shown_month, reports, error, connection_errors),
                         headers={"Cache-Control": "no-store"})
 
 
 def _render(warehouses: list[str], chosen: str | None, month: str, reports: list[InstanceUsage],
-            error: str | None) -> str:
+            error: str | None, connection_errors: list[str] | None = None) -> str:
     e = html.escape
     options = "".join(f'<option value="{e(w)}"{" selected" if w == chosen else ""}>{e(w)}</option>'
                       for w in warehouses)
@@ -73,6 +75,7 @@ def _render(warehouses: list[str], chosen: str | None, month: str, reports: list
             f'<select name="warehouse">{options}</select></label> '
             f'<label>Month <input name="month" value="{e(month)}" size="8" pattern="[0-9]{{4}}-[0-9]{{2}}"></label> '
             '<button type="submit">Show</button></form>']
+    body.extend(f'<p class="error connection-error" role="alert">{e(line)}</p>' for line in connection_errors or [])
     if error:
         body.append(f'<p class="error" role="alert">{e(error)}</p>')
     elif not warehouses:
@@ -96,6 +99,9 @@ def _instance(r: InstanceUsage) -> str:
     parts = [f'<section class="instance" data-instance="{e(r.instance_id)}"><h2>Instance {e(r.instance_id)}</h2>',
              f'<p class="usage"><strong>{r.calls}</strong> of {r.quota if r.quota is not None else "?"} '
              f'checkWhatsapp calls used in {e(r.month)} ({e(left)})</p>', bar, _per_day_chart(r)]
+    if r.quota_conflict:
+        parts.insert(2, f'<p class="error quota-conflict" role="alert">Quota conflict: '
+                        f'{e(r.conflict_text() or "")}</p>')
     if r.next_auto:
         parts.append(f'<p class="next-auto">Next run of <code>{e(str(r.next_auto["dag_id"]))}</code> on '
                      f'<code>max_checks="auto"</code>: <strong>{r.next_auto["budget"]}</strong> checks '
