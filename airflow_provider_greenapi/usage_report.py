@@ -109,8 +109,9 @@ def greenapi_quotas(conn_ids: list[str]) -> ConnectionQuotas:
 
 
 def _without_values(error: Exception, hook: Any) -> str:
-    """The error's message with every value of the connection's password and extras blanked: a message about
-    a setting must not repeat a value that may be a secret (a token pasted into the wrong field)."""
+    """The error's message with every value of the connection's password, login and extras blanked, also where
+    the message shortened it (a prefix of 8 characters or more): a message about a setting must not repeat a
+    value that may be a secret (a token pasted into the wrong field)."""
     message = str(error) or type(error).__name__
     try:
         conn = hook._connection
@@ -118,7 +119,8 @@ def _without_values(error: Exception, hook: Any) -> str:
     except Exception:
         values = []
     for value in sorted((v for v in values if v and len(v) >= 4), key=len, reverse=True):
-        message = message.replace(value, "***")
+        for end in range(len(value), min(len(value), 8) - 1, -1):
+            message = message.replace(value[:end], "***")
     return message
 
 

@@ -130,6 +130,58 @@ def test_the_quota_view_in_the_real_ui(chromium_page: Any, airflow_api_server: A
         raise
 
 
+@pytest.mark.browser
+@pytest.mark.matrix
+def test_the_view_takes_the_quota_from_any_connection_and_keeps_a_bad_one_to_one_line(
+        chromium_page: Any, airflow_api_server: ApiServer, emulator: Any, tmp_path: Path) -> None:
+    """A second connection of the instance without monthly_quota (sorting last) does not hide the quota or the
+    auto budget; two connections with different quotas show the conflict; a GREEN-API connection that cannot
+    be read (the token pasted into monthly_quota) is one alert naming it, and every instance is still shown."""
+    import json
+
+    from playwright.sync_api import expect
+
+    page, server = chromium_page, airflow_api_server
+    warehouse = server.home / "warehouse.db"
+    total = seed_month(warehouse)
+    url = emulator.base_url
+    connections = {
+        "warehouse": {"conn_type": "sqlite", "host": str(warehouse)},
+        "greenapi_default": {"conn_type": "greenapi", "host": url, "login": ID_INSTANCE, "password": TOKEN,
+                             "extra": {"monthly_quota": QUOTA}},
+        "greenapi_zz_second": {"conn_type": "greenapi", "host": url, "login": ID_INSTANCE, "password": TOKEN},
+        "greenapi_other_a": {"conn_type": "greenapi", "host": url, "login": "1101000002", "password": TOKEN,
+                             "extra": {"monthly_quota": 2000}},
+        "greenapi_other_b": {"conn_type": "greenapi", "host": url, "login": "1101000002", "password": TOKEN,
+                             "extra": {"monthly_quota": 5000}},
+        "greenapi_pasted": {"conn_type": "greenapi", "host": url, "login": "1101000003", "password": TOKEN,
+                            "extra": {"monthly_quota": TOKEN}},
+    }
+    (tmp_path / "connections.json").write_text(json.dumps(connections))
+    cli(server, "connections", "import", str(tmp_path / "connections.json"))
+    (server.home / "dags" / "contacts_daily.py").write_text(DAG_FILE)
+    cli(server, "dags", "reserialize")
+    try:
+        page.goto(f"{server.base_url}/greenapi/quota?warehouse=warehouse")
+        instance = page.locator(f'section[data-instance="{ID_INSTANCE}"]')
+        expect(instance.locator(".usage")).to_contain_text(f"{total} of {QUOTA} checkWhatsapp calls used")
+        expect(instance.locator(".next-auto")).to_contain_text("Next run of contacts_daily")
+        other = page.locator('section[data-instance="1101000002"]')
+        expect(other.locator(".quota-conflict")).to_contain_text("'greenapi_other_a' says 2000")
+        expect(other.locator(".quota-conflict")).to_contain_text("'greenapi_other_b' says 5000")
+        bad = page.locator(".connection-error")
+        expect(bad).to_have_count(1)
+        expect(bad).to_contain_text("GREEN-API connection 'greenapi_pasted' skipped")
+        expect(bad).to_contain_text("monthly_quota")
+        assert TOKEN not in page.content()
+        assert TOKEN not in server.output()
+    except BaseException:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        print(f"Airflow {AIRFLOW_VERSION}; browser screenshot: {tmp_path / 'failure.png'}\n"
+              f"api-server log: {server.log}\n{server.tail()}")
+        raise
+
+
 def _days_in_month() -> int:
     import calendar
 
