@@ -55,6 +55,8 @@ NUMBERS = "tests/test_numbers.py"
 SETTINGS = "tests/test_settings.py"
 HOOK = "tests/test_hook.py"
 LINEAGE = "tests/test_lineage.py"
+USAGE_CLI = "tests/test_usage_cli.py"
+QUOTA_VIEW = "tests/test_quota_view.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- errors: what is retried, what stops a run --------------------------------------------------------
@@ -222,6 +224,30 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("redaction: HTTP library log records are rewritten", f"{PKG}/redaction.py",
              "record.msg, record.args = cleaned, ()", "pass",
              (f"{CLIENT}::test_token_never_reaches_logs_even_at_debug",)),
+    # --- the month in Airflow: the CLI and the UI view ----------------------------------------------------
+    Mutation("usage report: the CLI reads connections from Airflow's metadata database", f"{PKG}/cli.py",
+             'os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"', "pass",
+             (f"{USAGE_CLI}::test_connections_stored_in_airflows_database_as_the_readme_adds_them",)),
+    Mutation("usage report: an instance's quota is the one set on any of its connections", f"{PKG}/usage_report.py",
+             "result.quotas[instance_id] = next(iter(set_on.values()), None)",
+             "result.quotas[instance_id] = list(by_conn.values())[-1]",
+             (f"{QUOTA_VIEW}::test_an_instances_quota_is_the_one_set_on_any_of_its_connections",)),
+    Mutation("usage report: connections that disagree on the quota are a conflict", f"{PKG}/usage_report.py",
+             "if len(set(set_on.values())) > 1:", "if False:",
+             (f"{QUOTA_VIEW}::test_an_instances_quota_is_the_one_set_on_any_of_its_connections",)),
+    Mutation("usage report: an unreadable GREEN-API connection is one line, the rest is shown",
+             f"{PKG}/usage_report.py", "            continue\n        found.setdefault",
+             "            raise\n        found.setdefault",
+             (f"{QUOTA_VIEW}::test_an_instances_quota_is_the_one_set_on_any_of_its_connections",)),
+    Mutation("usage report: a connection's error line repeats none of its values", f"{PKG}/usage_report.py",
+             'message = message.replace(value[:end], "***")', "pass",
+             (f"{QUOTA_VIEW}::test_an_error_line_blanks_a_connections_values_also_when_the_message_shortens_them",)),
+    Mutation("usage report: the view shows each unreadable connection's line", f"{PKG}/plugins/quota_view.py",
+             "for line in connection_errors or []", "for line in []",
+             (f"{QUOTA_VIEW}::test_the_page_shows_a_conflict_and_each_unreadable_connection",)),
+    Mutation("usage report: the CLI shows DAG and run ids whole", f"{PKG}/usage_report.py",
+             "{run.dag_id or '':<{dag_w}}", "{(run.dag_id or '')[:24]:<{dag_w}}",
+             (f"{USAGE_CLI}::test_long_dag_and_run_ids_are_shown_whole",)),
 )
 
 
