@@ -104,7 +104,6 @@ def airflow_cli(env, *args):
     assert done.returncode == 0, f"airflow {' '.join(args[:2])}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
 
 
-@pytest.mark.skipif(not PROVIDER_CLI, reason="Airflow 3.1 reads no provider CLI commands")
 def test_connections_stored_in_airflows_database_as_the_readme_adds_them(airflow_home, tmp_path, emulator):
     """``airflow connections add`` stores into the metadata database; the command reads them there (a CLI
     process of Airflow 3.x looks only at AIRFLOW_CONN_* variables unless it says it is a server process)."""
