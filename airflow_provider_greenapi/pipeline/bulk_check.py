@@ -27,6 +27,7 @@ from airflow_provider_greenapi.pipeline.run_queue import RunQueue
 from airflow_provider_greenapi.pipeline.staging import stage_inputs
 from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
 from airflow_provider_greenapi.results import RunSummary
+from airflow_provider_greenapi.sources import start_reading
 from airflow_provider_greenapi.warehouse import MonthlyUsage, ResultsStore, RunContext, UsageLedger
 from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder, start_recording
 
@@ -67,6 +68,7 @@ class BulkChecker:
     def run(self, inputs: Iterable[tuple[object, str]]) -> RunSummary:
         """Check ``inputs`` (value, source key). Returns the summary; raises :class:`BulkCheckStopped` (with the
         summary) when the run stopped early for a reason a person must act on."""
+        inputs = start_reading(inputs)  # a source that cannot work fails here, before any table is created
         started = time.monotonic()
         summary = RunSummary(dry_run=self.options.dry_run, instance_id=self.client.id_instance,
                              destination_table=self.store.destination_table)
