@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow_provider_greenapi.errors import ConfigurationError, retry_can_fix
@@ -29,7 +29,7 @@ def numbers_from_value(value: object) -> Iterator[InputRow]:
 def numbers_from_query(
     open_cursor: Callable[[], Any], sql: str, phone_column: str | None = None, key_column: str | None = None,
     chunk_size: int = 1000,
-) -> Iterator[InputRow]:
+) -> Generator[InputRow, None, None]:
     """Inputs from the rows of ``sql``, fetched ``chunk_size`` rows at a time. The query runs when the
     first input is asked for, and its cursor is closed when the rows are exhausted (an open read would hold
     a SQLite file's lock). The phone number is ``phone_column`` (default: the first column); the source key
@@ -43,7 +43,7 @@ def numbers_from_query(
                 raise  # the source is down or busy: Airflow's retries apply
             raise ConfigurationError(
                 f"The source query failed: {_problem(error)}. Correct the query "
-                f"({_parameters(phone_column, key_column)}); nothing was created or checked."
+                f"({_parameters(phone_column, key_column)}); nothing was checked or stored."
             ) from error
         yield from _rows(cursor, phone_column, key_column, chunk_size)
     finally:
@@ -52,7 +52,7 @@ def numbers_from_query(
 
 def start_reading(inputs: Iterable[InputRow]) -> Iterator[InputRow]:
     """``inputs`` with their first row read now, so that a source that cannot work (a query naming a missing
-    column or table, a value that is not a list) fails before anything is created; the rows are unchanged."""
+    column or table, a value that is not a list) fails before the results table is created; the rows are unchanged."""
     iterator = iter(inputs)
     return itertools.chain(list(itertools.islice(iterator, 1)), iterator)
 
@@ -79,7 +79,7 @@ def _rows(cursor: Any, phone_column: str | None, key_column: str | None, chunk_s
             raise ConfigurationError(
                 f"The source query has no column {column!r} for the {role} (its columns: {', '.join(names)}; "
                 f"{_parameters(phone_column, key_column)}): name one of its columns, or add the column to the "
-                "query. Nothing was created or checked."
+                "query. Nothing was checked or stored."
             ) from None
 
     phone_at = position(phone_column, "phone number") if phone_column else 0

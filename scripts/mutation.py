@@ -191,7 +191,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              (LEDGER,)),
     Mutation("ledger: a 466 raises the count to what GREEN-API reports", f"{PKG}/warehouse/ledger.py",
              "calls = CASE WHEN calls < {p} THEN {p} ELSE calls END", "calls = calls", (LEDGER,)),
-    # --- warehouse errors a retry cannot fix fail at once, before anything is created; statement_timeout ------
+    # --- warehouse errors a retry cannot fix fail at once, with what to do; statement_timeout -------------
     Mutation("warehouse errors: an index name is fitted to the engine's identifier limit",
              f"{PKG}/warehouse/engine.py", "        if limit is None or len(name) <= limit:\n            return name",
              "        if True:\n            return name",
@@ -214,7 +214,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("warehouse errors: MySQL's unknown column is lasting", f"{PKG}/errors.py",
              '"unknown database", "unknown column",', '"unknown database",',
              (f"{WH_ERRORS}::test_a_source_query_naming_a_missing_column_fails_at_once_and_creates_nothing[mysql]",)),
-    Mutation("warehouse errors: the source is read before any table is created", f"{PIPELINE}/bulk_check.py",
+    Mutation("warehouse errors: the source is read before the results table is created", f"{PIPELINE}/bulk_check.py",
              "        inputs = start_reading(inputs)", "        pass",
              (f"{WH_ERRORS}::test_a_source_query_naming_a_missing_column_fails_at_once_and_creates_nothing[sqlite]",)),
     Mutation("warehouse errors: statement_timeout is set on MariaDB", f"{PKG}/warehouse/mysql.py",

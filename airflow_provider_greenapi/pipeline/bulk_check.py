@@ -68,20 +68,23 @@ class BulkChecker:
     def run(self, inputs: Iterable[tuple[object, str]]) -> RunSummary:
         """Check ``inputs`` (value, source key). Returns the summary; raises :class:`BulkCheckStopped` (with the
         summary) when the run stopped early for a reason a person must act on."""
-        inputs = start_reading(inputs)  # a source that cannot work fails here, before any table is created
         started = time.monotonic()
         summary = RunSummary(dry_run=self.options.dry_run, instance_id=self.client.id_instance,
                              destination_table=self.store.destination_table)
         if self.options.auto_budget is not None:
             self.options.auto_budget.check_ready(self.ledger.monthly_quota if self.ledger else None)
         self._require_usable_instance(summary, started)
-        self.store.ensure_table()
         usage = None
         if self.ledger is not None:
             self.ledger.ensure_table()
             # Read before staging: a dry run keeps its staging uncommitted, and a large uncommitted SQLite
             # write locks out even readers on another connection, the ledger's among them.
             usage = self.ledger.usage()
+        # A source that cannot work (a query naming a missing column) fails here, before the results table is
+        # created. After the ledger's table: a SQLite source read on the results' connection holds the file
+        # against the ledger's own connection until its rows are staged.
+        inputs = start_reading(inputs)
+        self.store.ensure_table()
         failure = None
         try:
             budget = self._stage(inputs, summary, usage)

@@ -142,5 +142,7 @@ def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | 
     else:
         connection = engine.source_connection(hook)
         stack.callback(connection.close)
-    return numbers_from_query(engine.source_cursor(hook, connection), sql, phone_column, key_column, chunk_size)
+    rows = numbers_from_query(engine.source_cursor(hook, connection), sql, phone_column, key_column, chunk_size)
+    stack.callback(rows.close)  # a run that stops mid-source closes the cursor before its connection
+    return rows
 
