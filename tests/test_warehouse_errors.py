@@ -168,6 +168,12 @@ def test_a_phone_column_the_query_does_not_return_fails_at_once_naming_its_colum
 
 # --- 6. a frozen warehouse: statement_timeout --------------------------------------------------------------------
 
+@pytest.mark.parametrize("value", [0, -1, "5 minutes"])
+def test_a_statement_timeout_that_cannot_work_is_refused_at_parse_time(value):
+    with pytest.raises(ValueError, match="statement_timeout must be"):
+        CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS, statement_timeout=value)
+
+
 LOCKS = {"postgres": ("LOCK TABLE whatsapp_checks IN ACCESS EXCLUSIVE MODE", None),
          "mysql": ("LOCK TABLES whatsapp_checks WRITE", "UNLOCK TABLES")}
 
