@@ -66,7 +66,7 @@ def _problem(error: BaseException) -> str:
 
 
 def _parameters(phone_column: str | None, key_column: str | None) -> str:
-    return (f"phone_column={phone_column!r} (None: the first column), key_column={key_column!r}")
+    return f"phone_column={phone_column!r} (None: the first column), key_column={key_column!r}"
 
 
 def _rows(cursor: Any, phone_column: str | None, key_column: str | None, chunk_size: int) -> Iterator[InputRow]:

@@ -179,6 +179,7 @@ class CheckWhatsappOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the check. A failure that running again cannot fix (errors.retry_can_fix) fails the task at once,
         without its ``retries``, with the same message; any other failure lets Airflow retry."""
+        self._warehouse = None  # the destination warehouse, once opened (_open_store)
         try:
             return self._check(context)
         except Exception as error:
