@@ -11,7 +11,8 @@
     │   ├── BulkCheckStopped                a bulk check ended early; carries the run's summary
     │   ├── QuotaBudgetExhausted            the run's own budget: the usage ledger's monthly cap is reached
     │   └── InstanceStateError              the sensor's instance is in a fail state, or cannot be watched
-    └── WarehouseBusyError (a RuntimeError) the warehouse stayed taken by another writer (a DuckDB file)
+    ├── WarehouseBusyError (a RuntimeError) the warehouse stayed taken by another writer (a DuckDB file)
+    └── WarehouseTimeoutError (a RuntimeError) a warehouse statement ran past the operator's statement_timeout
 
 So ``except GreenApiError`` catches only what GREEN-API said (a spent run budget is not among it),
 ``except ConfigurationError`` what the user must fix in a connection or argument, ``except RunStopped`` the
@@ -233,6 +234,13 @@ class WarehouseBusyError(GreenApiProviderError, RuntimeError):
     retry_can_fix = True
 
 
+class WarehouseTimeoutError(GreenApiProviderError, RuntimeError):
+    """A statement of the results warehouse ran longer than the operator's ``statement_timeout`` and the server
+    cancelled it (a frozen or overloaded server, a lock held by another session). It may pass: a retry may fix it."""
+
+    retry_can_fix = True
+
+
 # DB-API (PEP 249) error classes, by name: every driver (sqlite3, psycopg, DuckDB, MySQL) names them so.
 # Bad SQL, a missing or incompatible table, a missing privilege or bad data stay so on a rerun; a server that is
 # down, a lost connection, a lock or a serialization conflict may pass.
@@ -243,7 +251,7 @@ _DBAPI_PASSING = frozenset({"OperationalError", "InterfaceError", "InternalError
 _OPERATIONAL_LASTING_MESSAGES = (
     "no such table", "no such column", "has no column named", "syntax error", "readonly database",  # sqlite3
     "password authentication failed", "no pg_hba.conf entry", "does not exist",  # PostgreSQL: role, database
-    "access denied for user", "unknown database",  # MySQL / MariaDB
+    "access denied for user", "unknown database", "unknown column",  # MySQL / MariaDB
 )
 
 

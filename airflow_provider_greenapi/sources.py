@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
+
+from airflow_provider_greenapi.errors import ConfigurationError, retry_can_fix
 
 InputRow = tuple[object, str]  # (the raw phone number, the source key or "")
 
@@ -26,17 +29,44 @@ def numbers_from_value(value: object) -> Iterator[InputRow]:
 def numbers_from_query(
     open_cursor: Callable[[], Any], sql: str, phone_column: str | None = None, key_column: str | None = None,
     chunk_size: int = 1000,
-) -> Iterator[InputRow]:
+) -> Generator[InputRow, None, None]:
     """Inputs from the rows of ``sql``, fetched ``chunk_size`` rows at a time. The query runs when the
     first input is asked for, and its cursor is closed when the rows are exhausted (an open read would hold
     a SQLite file's lock). The phone number is ``phone_column`` (default: the first column); the source key
     is ``key_column`` when given. Other columns are ignored; NULL numbers arrive as None (reported invalid)."""
     cursor = open_cursor()
     try:
-        cursor.execute(sql)
+        try:
+            cursor.execute(sql)
+        except Exception as error:
+            if retry_can_fix(error):
+                raise  # the source is down or busy: Airflow's retries apply
+            raise ConfigurationError(
+                f"The source query failed: {_problem(error)}. Correct the query "
+                f"({_parameters(phone_column, key_column)}); nothing was checked or stored."
+            ) from error
         yield from _rows(cursor, phone_column, key_column, chunk_size)
     finally:
         cursor.close()
+
+
+def start_reading(inputs: Iterable[InputRow]) -> Iterator[InputRow]:
+    """``inputs`` with their first row read now, so that a source that cannot work (a query naming a missing
+    column or table, a value that is not a list) fails before the results table is created; the rows are unchanged."""
+    iterator = iter(inputs)
+    return itertools.chain(list(itertools.islice(iterator, 1)), iterator)
+
+
+def _problem(error: BaseException) -> str:
+    """The driver's message on one line, without the lines that only point into the query (``LINE 1: ...``
+    and its caret): the problem and the driver's hint (a candidate column, say) stay."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("LINE ") and set(line) - {"^", " "}]
+    return " ".join(kept).rstrip(".!")
+
+
+def _parameters(phone_column: str | None, key_column: str | None) -> str:
+    return f"phone_column={phone_column!r} (None: the first column), key_column={key_column!r}"
 
 
 def _rows(cursor: Any, phone_column: str | None, key_column: str | None, chunk_size: int) -> Iterator[InputRow]:
@@ -46,8 +76,10 @@ def _rows(cursor: Any, phone_column: str | None, key_column: str | None, chunk_s
         try:
             return names.index(column.lower())
         except ValueError:
-            raise ValueError(
-                f"The source query has no column {column!r} for the {role} (its columns: {', '.join(names)})."
+            raise ConfigurationError(
+                f"The source query has no column {column!r} for the {role} (its columns: {', '.join(names)}; "
+                f"{_parameters(phone_column, key_column)}): name one of its columns, or add the column to the "
+                "query. Nothing was checked or stored."
             ) from None
 
     phone_at = position(phone_column, "phone number") if phone_column else 0

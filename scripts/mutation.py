@@ -57,6 +57,7 @@ HOOK = "tests/test_hook.py"
 LINEAGE = "tests/test_lineage.py"
 USAGE_CLI = "tests/test_usage_cli.py"
 QUOTA_VIEW = "tests/test_quota_view.py"
+WH_ERRORS = "tests/test_warehouse_errors.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- errors: what is retried, what stops a run --------------------------------------------------------
@@ -192,6 +193,39 @@ MUTATIONS: tuple[Mutation, ...] = (
              (LEDGER,)),
     Mutation("ledger: a 466 raises the count to what GREEN-API reports", f"{PKG}/warehouse/ledger.py",
              "calls = CASE WHEN calls < {p} THEN {p} ELSE calls END", "calls = calls", (LEDGER,)),
+    # --- warehouse errors a retry cannot fix fail at once, with what to do; statement_timeout -------------
+    Mutation("warehouse errors: an index name is fitted to the engine's identifier limit",
+             f"{PKG}/warehouse/engine.py", "        if limit is None or len(name) <= limit:\n            return name",
+             "        if True:\n            return name",
+             (f"{WH_ERRORS}::test_index_names_fit_every_engine_and_keep_the_short_names_of_existing_tables",
+              f"{WH_ERRORS}::test_tables_named_at_the_length_limit_work_and_keep_their_queue_index[mysql]")),
+    Mutation("warehouse errors: the results, usage and history tables must differ", f"{PKG}/warehouse/engine.py",
+             "        if other != argument:", "        if False:",
+             (f"{WH_ERRORS}::test_a_usage_table_named_like_another_table_is_refused_at_parse_time",
+              f"{WH_ERRORS}::test_a_rendered_results_table_named_like_the_ledger_fails_at_once_and_creates_nothing")),
+    Mutation("warehouse errors: a SQLite file in a missing folder is refused", f"{PKG}/warehouse/sqlite.py",
+             "    if not os.path.isdir(folder):", "    if False:",
+             (f"{WH_ERRORS}::test_a_sqlite_file_in_a_missing_folder_fails_at_once_naming_the_folder",)),
+    Mutation("warehouse errors: a DuckDB connection with a password is refused", f"{PKG}/warehouse/duckdb.py",
+             "    if connection is not None and connection.password and connection.host:", "    if False:",
+             (f"{WH_ERRORS}::test_a_duckdb_connection_with_a_password_fails_at_once_without_repeating_it",)),
+    Mutation("warehouse errors: a source query that fails for good is a ConfigurationError", f"{PKG}/sources.py",
+             "            if retry_can_fix(error):\n                raise  #",
+             "            if True:\n                raise  #",
+             (f"{WH_ERRORS}::test_a_source_query_naming_a_missing_column_fails_at_once_and_creates_nothing[sqlite]",)),
+    Mutation("warehouse errors: MySQL's unknown column is lasting", f"{PKG}/errors.py",
+             '"unknown database", "unknown column",', '"unknown database",',
+             (f"{WH_ERRORS}::test_a_source_query_naming_a_missing_column_fails_at_once_and_creates_nothing[mysql]",)),
+    Mutation("warehouse errors: the source is read before the results table is created", f"{PIPELINE}/bulk_check.py",
+             "        inputs = start_reading(inputs)", "        pass",
+             (f"{WH_ERRORS}::test_a_source_query_naming_a_missing_column_fails_at_once_and_creates_nothing[sqlite]",)),
+    Mutation("warehouse errors: statement_timeout is set on MariaDB", f"{PKG}/warehouse/mysql.py",
+             'cursor.execute("SET SESSION max_statement_time = %s", (float(seconds),))', "pass",
+             (f"{WH_ERRORS}::test_a_table_locked_by_another_session_fails_the_task_within_its_statement_timeout[mysql]",)),
+    Mutation("warehouse errors: a cancelled statement is reported as a timeout", f"{PKG}/operators/check_whatsapp.py",
+             "warehouse.statement_timeout is not None and warehouse.timed_out(error):",
+             "warehouse.statement_timeout is not None and False:",
+             (f"{WH_ERRORS}::test_a_table_locked_by_another_session_fails_the_task_within_its_statement_timeout[mysql]",)),
     # --- numbers: a quirk rule, masking -------------------------------------------------------------------
     Mutation("numbers: Russian trunk 8 becomes 7", f"{PKG}/numbers/quirks.py",
              'return "7" + digits[1:] if len(digits) == 11 and digits[0] == "8" else None',

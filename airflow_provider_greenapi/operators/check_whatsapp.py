@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_greenapi._compat import AirflowFailException
-from airflow_provider_greenapi.errors import BulkCheckStopped, retry_can_fix
+from airflow_provider_greenapi.errors import BulkCheckStopped, WarehouseTimeoutError, retry_can_fix
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
 from airflow_provider_greenapi.operators.runs_left import runs_left_for
@@ -25,6 +25,8 @@ from airflow_provider_greenapi.warehouse import (
     ResultsStore,
     RunContext,
     UsageLedger,
+    Warehouse,
+    check_distinct_tables,
     check_table_name,
     in_memory_store,
     open_warehouse,
@@ -34,6 +36,7 @@ from airflow_provider_greenapi.warehouse import (
 from airflow_provider_greenapi.warehouse.usage_history import DEFAULT_HISTORY_TABLE, UsageHistory
 
 DEFAULT_DESTINATION_TABLE = "whatsapp_checks"
+DEFAULT_STATEMENT_TIMEOUT = timedelta(minutes=5)  # far above any statement of a healthy run (a chunk's write)
 RESULTS_XCOM_KEY = "results"  # per-number rows, pushed only when there is no destination table
 
 
@@ -100,6 +103,7 @@ class CheckWhatsappOperator(BaseOperator):
         state_poll_interval: float = 5.0,
         shard_index: int | None = None,
         shard_count: int | None = None,
+        statement_timeout: timedelta | float | None = DEFAULT_STATEMENT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -125,6 +129,10 @@ class CheckWhatsappOperator(BaseOperator):
         for name in (destination_table, usage_table, usage_history_table):
             if name is not None and "{{" not in name:
                 check_table_name(name)
+        if destination_conn_id and not any("{{" in (n or "") for n in (destination_table, usage_table,
+                                                                          usage_history_table)):
+            check_distinct_tables(_tables(destination_table or DEFAULT_DESTINATION_TABLE, usage_table,
+                                          usage_history_table))  # a templated name is checked once rendered
         try:
             if not (isinstance(max_checks, str) and "{{" in max_checks):
                 parse_max_checks(max_checks)  # a templated value is checked once rendered
@@ -149,6 +157,10 @@ class CheckWhatsappOperator(BaseOperator):
         self.max_in_flight = max_in_flight
         self.max_age = _as_timedelta(max_age, "max_age")
         self.max_age_not_exists = _as_timedelta(max_age_not_exists, "max_age_not_exists")
+        self.statement_timeout = _as_timedelta(statement_timeout, "statement_timeout")
+        if self.statement_timeout is not None and self.statement_timeout <= timedelta(0):
+            raise ValueError(f"{self.task_id}: statement_timeout must be above 0 seconds, or None for no limit.")
+        self._warehouse: Warehouse | None = None
         self.max_checks = max_checks
         self.dry_run_mode = dry_run  # BaseOperator.dry_run() is a method: keep the flag under another name
         self.chunk_size = chunk_size
@@ -167,9 +179,18 @@ class CheckWhatsappOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the check. A failure that running again cannot fix (errors.retry_can_fix) fails the task at once,
         without its ``retries``, with the same message; any other failure lets Airflow retry."""
+        self._warehouse = None  # the destination warehouse, once opened (_open_store)
         try:
             return self._check(context)
         except Exception as error:
+            warehouse = self._warehouse
+            if warehouse is not None and warehouse.statement_timeout is not None and warehouse.timed_out(error):
+                raise WarehouseTimeoutError(
+                    f"A statement on the warehouse connection {warehouse.conn_id!r} ran longer than "
+                    f"statement_timeout ({warehouse.statement_timeout:g} s) and was cancelled: the server is frozen "
+                    "or overloaded, or another session holds a lock on the table. Airflow retries the task; if "
+                    "the statement needs longer, raise statement_timeout (None: no limit)."
+                ) from error
             if retry_can_fix(error):
                 raise
             raise AirflowFailException(str(error)) from error
@@ -255,7 +276,9 @@ class CheckWhatsappOperator(BaseOperator):
                 )
             return in_memory_store(stack, DEFAULT_DESTINATION_TABLE), None, None
         assert self.destination_table is not None
-        warehouse = open_warehouse(self.destination_conn_id)
+        check_distinct_tables(_tables(self.destination_table, self.usage_table, self.usage_history_table))
+        timeout = None if self.statement_timeout is None else self.statement_timeout.total_seconds()
+        warehouse = self._warehouse = open_warehouse(self.destination_conn_id, statement_timeout=timeout)
         store = warehouse.results_store(stack, self.destination_table)
         ledger = warehouse.usage_ledger(stack, hook.id_instance, hook.monthly_quota, self.usage_table)
         connection = warehouse.connect()  # its own: the history is written from the recorder's thread
@@ -269,6 +292,10 @@ class CheckWhatsappOperator(BaseOperator):
         destination = (self.destination_conn_id, store) if self.destination_conn_id else None
         return source_inputs(stack, self.source_conn_id, self.sql, self.phone_column, self.key_column,
                              self.chunk_size, destination)
+
+
+def _tables(destination: str, usage: str, history: str) -> dict[str, str | None]:
+    return {"destination_table": destination, "usage_table": usage, "usage_history_table": history}
 
 
 def _rules(rules: Sequence[NumberRule | str] | None) -> list[NumberRule] | None:

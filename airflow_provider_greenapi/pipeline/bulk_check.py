@@ -27,6 +27,7 @@ from airflow_provider_greenapi.pipeline.run_queue import RunQueue
 from airflow_provider_greenapi.pipeline.staging import stage_inputs
 from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
 from airflow_provider_greenapi.results import RunSummary
+from airflow_provider_greenapi.sources import start_reading
 from airflow_provider_greenapi.warehouse import MonthlyUsage, ResultsStore, RunContext, UsageLedger
 from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder, start_recording
 
@@ -73,13 +74,17 @@ class BulkChecker:
         if self.options.auto_budget is not None:
             self.options.auto_budget.check_ready(self.ledger.monthly_quota if self.ledger else None)
         self._require_usable_instance(summary, started)
-        self.store.ensure_table()
         usage = None
         if self.ledger is not None:
             self.ledger.ensure_table()
             # Read before staging: a dry run keeps its staging uncommitted, and a large uncommitted SQLite
             # write locks out even readers on another connection, the ledger's among them.
             usage = self.ledger.usage()
+        # A source that cannot work (a query naming a missing column) fails here, before the results table is
+        # created. After the ledger's table: a SQLite source read on the results' connection holds the file
+        # against the ledger's own connection until its rows are staged.
+        inputs = start_reading(inputs)
+        self.store.ensure_table()
         failure = None
         try:
             budget = self._stage(inputs, summary, usage)

@@ -19,7 +19,7 @@ from airflow_provider_greenapi.warehouse.connections import (
     open_warehouse,
     source_inputs,
 )
-from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, check_table_name
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, check_distinct_tables, check_table_name
 from airflow_provider_greenapi.warehouse.ledger import DEFAULT_USAGE_TABLE, MonthlyUsage, UsageLedger
 from airflow_provider_greenapi.warehouse.lineage import task_lineage
 from airflow_provider_greenapi.warehouse.store import (
@@ -44,6 +44,7 @@ __all__ = [
     "StagedInput",
     "UsageLedger",
     "Warehouse",
+    "check_distinct_tables",
     "check_table_name",
     "dialect_of",
     "get_db_hook",

@@ -87,9 +87,24 @@ class Warehouse:
     conn_id: str
     hook: Any
     dialect: Dialect
+    statement_timeout: float | None = None  # seconds a statement may run before the server cancels it
 
     def connect(self) -> Any:
-        return self.dialect.engine.connect(self.hook)
+        connection = self.dialect.engine.connect(self.hook)
+        if self.statement_timeout is not None:
+            self.dialect.engine.limit_statements(connection, self.statement_timeout)
+        return connection
+
+    def timed_out(self, error: BaseException | None) -> bool:
+        """Whether ``error``, or an error it came from, is a statement this warehouse's server cancelled for
+        running past ``statement_timeout``."""
+        seen: set[int] = set()
+        while error is not None and id(error) not in seen:
+            if self.dialect.engine.is_statement_timeout(error):
+                return True
+            seen.add(id(error))
+            error = error.__cause__ or error.__context__
+        return False
 
     def results_store(self, stack: ExitStack, table: str) -> ResultsStore:
         connection = self.connect()
@@ -103,9 +118,9 @@ class Warehouse:
         return ledger
 
 
-def open_warehouse(conn_id: str, role: str = "destination") -> Warehouse:
+def open_warehouse(conn_id: str, role: str = "destination", statement_timeout: float | None = None) -> Warehouse:
     hook = get_db_hook(conn_id, role)
-    return Warehouse(conn_id, hook, dialect_of(hook, conn_id))
+    return Warehouse(conn_id, hook, dialect_of(hook, conn_id), statement_timeout)
 
 
 def in_memory_store(stack: ExitStack, table: str) -> ResultsStore:
@@ -127,5 +142,7 @@ def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | 
     else:
         connection = engine.source_connection(hook)
         stack.callback(connection.close)
-    return numbers_from_query(engine.source_cursor(hook, connection), sql, phone_column, key_column, chunk_size)
+    rows = numbers_from_query(engine.source_cursor(hook, connection), sql, phone_column, key_column, chunk_size)
+    stack.callback(rows.close)  # a run that stops mid-source closes the cursor before its connection
+    return rows
 

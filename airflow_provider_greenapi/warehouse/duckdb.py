@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from airflow_provider_greenapi.errors import WarehouseBusyError
+from airflow_provider_greenapi.errors import ConfigurationError, WarehouseBusyError
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 LOCK_WAIT_SECONDS = 120.0
@@ -179,6 +179,7 @@ class DuckDBEngine(Engine):
     # DuckDB's (ART) indexes turn an UPDATE of an indexed column into a delete and an insert, and the queue's
     # columns change on every answer; a scan of the columnar table finds the queue fast without one.
     has_indexes = False
+    max_identifier_length = None  # DuckDB keeps names of any length
     lock_wait: float = LOCK_WAIT_SECONDS
 
     def lineage_namespace(self, conn: Any) -> tuple[str, str | None]:
@@ -191,6 +192,7 @@ class DuckDBEngine(Engine):
         return "main"  # DuckDB's default schema
 
     def connect(self, hook: Any) -> Any:
+        _refuse_motherduck_token(hook)
         if not hook.get_database() or hook.get_database() == ":memory:":
             raise ValueError(
                 "The DuckDB connection has no file (its host, or extra 'database', is empty): an in-memory "
@@ -200,6 +202,7 @@ class DuckDBEngine(Engine):
                                     self.lock_wait)
 
     def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
+        _refuse_motherduck_token(hook)
         return lambda: _SourceCursor(hook, self.lock_wait)
 
     def source_connection(self, hook: Any) -> Any:
@@ -238,6 +241,18 @@ class DuckDBEngine(Engine):
     def end_read(self, connection: Any) -> None:
         if isinstance(connection, TurnTakingConnection):
             connection.release_if_read_only()
+
+
+def _refuse_motherduck_token(hook: Any) -> None:
+    """The DuckDB provider reads a connection's password as a MotherDuck token and then opens MotherDuck,
+    ignoring the file in the host: refuse a password beside a file (never repeating it: it is a secret)."""
+    connection = getattr(hook, "airflow_connection", None)
+    if connection is not None and connection.password and connection.host:
+        raise ConfigurationError(
+            f"The DuckDB connection {connection.conn_id!r} has a password: the DuckDB provider reads it as a "
+            f"MotherDuck token and would open MotherDuck instead of the file {connection.host!r}. Leave the "
+            "password empty for a local DuckDB file."
+        )
 
 
 class _NoConnection:

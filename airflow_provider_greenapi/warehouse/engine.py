@@ -13,9 +13,12 @@ import contextlib
 import enum
 import importlib
 import re
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
+
+from airflow_provider_greenapi.errors import ConfigurationError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -61,6 +64,22 @@ def check_table_name(name: str) -> list[str]:
     return parts
 
 
+def check_distinct_tables(tables: dict[str, str | None]) -> None:
+    """ConfigurationError when two of ``tables`` (argument name -> table name, None: not used) name one table.
+    Names are compared without case: Snowflake folds them, and two names a letter's case apart are a mistake."""
+    seen: dict[str, str] = {}
+    for argument, name in tables.items():
+        if name is None:
+            continue
+        other = seen.setdefault(name.lower(), argument)
+        if other != argument:
+            raise ConfigurationError(
+                f"{argument}={name!r} names the same table as {other}: the results, the usage ledger and the "
+                f"usage history each need a table of their own. Give {argument} another name (or leave it "
+                "unset for its default)."
+            )
+
+
 class Engine:
     """The generic engine: ANSI SQL with ``INSERT ... ON CONFLICT``, one statement per row through
     ``executemany``. Subclasses change the class attributes and override the methods that differ."""
@@ -76,6 +95,10 @@ class Engine:
     # costs tens of milliseconds or more and DML locks the table, reserves them in blocks, and its engine
     # overrides the writes (upsert, update_matching) to move a whole chunk in one statement.
     ledger_block: ClassVar[int] = 1
+    # The longest name (of a table, a schema or an index) the engine keeps as written, None: no limit. Table
+    # names are at most 63 characters on every engine (check_table_name: PostgreSQL's limit, the smallest);
+    # a name the provider derives, as an index's, is fitted to this (index_name).
+    max_identifier_length: ClassVar[int | None] = 63
 
     # --- names and values -------------------------------------------------------------------------------
 
@@ -85,6 +108,17 @@ class Engine:
     def table_name(self, name: str) -> str:
         """``name`` (``table`` or ``schema.table``) quoted for this engine; ValueError unless plain."""
         return ".".join(self.quote(p) for p in check_table_name(name))
+
+    def index_name(self, table: str, suffix: str) -> str:
+        """The name of ``table``'s index ``suffix``: ``<table>_<suffix>`` when it fits the engine's identifier
+        limit, else the table's name cut short and made unique by a hash of the whole name."""
+        base = table.rpartition(".")[2]
+        name = f"{base}_{suffix}"
+        limit = self.max_identifier_length
+        if limit is None or len(name) <= limit:
+            return name
+        digest = f"{zlib.crc32(base.encode()):08x}"
+        return f"{base[:limit - len(suffix) - len(digest) - 2]}_{digest}_{suffix}"
 
     def key_text_type(self, length: int) -> str:
         """A text column that is part of a key or an index (MySQL needs a length there)."""
@@ -108,6 +142,14 @@ class Engine:
     def connect(self, hook: Any) -> Any:
         """A new DB-API connection from the connection's common-sql hook, not in autocommit mode."""
         return hook.get_conn()
+
+    def limit_statements(self, connection: Any, seconds: float) -> None:
+        """Make the server cancel any statement of ``connection`` that runs longer than ``seconds`` (engines
+        without such a setting leave this as is: docs/warehouses.md says what bounds their waits)."""
+
+    def is_statement_timeout(self, error: BaseException) -> bool:
+        """Whether ``error`` is this engine's statement cancelled by :meth:`limit_statements`."""
+        return False
 
     def source_connection(self, hook: Any) -> Any:
         """The connection a source query runs on (closed by the caller)."""

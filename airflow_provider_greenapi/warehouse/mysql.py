@@ -11,6 +11,7 @@ from typing import Any
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 _LOCK_WAIT_SECONDS = 120
+_STATEMENT_TIMEOUTS = (1969, 3024)  # MariaDB's ER_STATEMENT_TIMEOUT, MySQL's ER_QUERY_TIMEOUT
 
 
 class MySQLEngine(Engine):
@@ -18,6 +19,7 @@ class MySQLEngine(Engine):
     conn_types = ("mysql",)
     timestamp_type = "DATETIME(6)"  # no time zone: values are UTC; TIMESTAMP would end in 2038
     boolean_type = "BOOLEAN"  # tinyint(1): reads back as 0/1
+    max_identifier_length = 64  # characters; a longer index name fails ("Identifier name ... is too long")
 
     def quote(self, identifier: str) -> str:
         return f"`{identifier}`"
@@ -30,6 +32,22 @@ class MySQLEngine(Engine):
 
     def lineage_default_schema(self, hook: Any, conn: Any) -> str | None:
         return getattr(hook, "schema", None) or conn.schema or None  # MySQL's schema is the database
+
+    def limit_statements(self, connection: Any, seconds: float) -> None:
+        """MariaDB: ``max_statement_time`` for the session (any statement, lock waits included). MySQL has only
+        ``max_execution_time``, for SELECTs; a write waits at most ``innodb_lock_wait_timeout`` (50 s) for a row."""
+        cursor = connection.cursor()
+        try:
+            if "mariadb" in str(connection.get_server_info()).lower():
+                cursor.execute("SET SESSION max_statement_time = %s", (float(seconds),))
+            else:
+                cursor.execute("SET SESSION max_execution_time = %s", (max(1, round(seconds * 1000)),))
+        finally:
+            cursor.close()
+
+    def is_statement_timeout(self, error: BaseException) -> bool:
+        args: tuple[Any, ...] = getattr(error, "args", ())
+        return bool(args) and args[0] in _STATEMENT_TIMEOUTS
 
     def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
         """An unbuffered (server-side) cursor: rows come from the server as they are fetched."""

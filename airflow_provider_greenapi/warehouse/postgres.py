@@ -14,6 +14,19 @@ class PostgresEngine(Engine):
     dialect = Dialect.POSTGRES
     conn_types = ("postgres", "postgresql")
     timestamp_type = "TIMESTAMPTZ"
+    max_identifier_length = 63  # NAMEDATALEN - 1 bytes; a longer name is cut short without an error
+
+    def limit_statements(self, connection: Any, seconds: float) -> None:
+        """``statement_timeout`` for the session (it covers waiting for a lock too)."""
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT set_config('statement_timeout', %s, false)", (str(max(1, round(seconds * 1000))),))
+        finally:
+            cursor.close()
+        connection.commit()
+
+    def is_statement_timeout(self, error: BaseException) -> bool:
+        return getattr(error, "sqlstate", None) == "57014" and "statement timeout" in str(error)  # query_canceled
 
     def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
         """A server-side (named) cursor: its rows arrive in batches instead of all at once."""

@@ -26,6 +26,7 @@ class SnowflakeEngine(Engine):
     timestamp_type = "TIMESTAMP_NTZ"
     has_indexes = False  # Snowflake has no secondary indexes (micro-partitions are pruned instead)
     ledger_block = 50
+    max_identifier_length = 255
 
     def quote(self, identifier: str) -> str:
         return identifier

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_greenapi.errors import ConfigurationError
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 _TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # sorts as text in time order
@@ -18,6 +20,7 @@ class SQLiteEngine(Engine):
     placeholder = "?"
     timestamp_type = "TEXT"
     boolean_type = "INTEGER"
+    max_identifier_length = None  # SQLite keeps names of any length
 
     def to_db_time(self, value: datetime | None) -> Any:
         return None if value is None else value.astimezone(timezone.utc).strftime(_TIME)
@@ -26,7 +29,12 @@ class SQLiteEngine(Engine):
         """The file of the connection, usable from several threads (the ledger's is), waiting up to 60 s for
         another writer's lock instead of failing at once."""
         uri = hook.get_uri().replace("sqlite:///", "file:")
+        _require_folder(hook, uri)
         return sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
+
+    def source_connection(self, hook: Any) -> Any:
+        _require_folder(hook, hook.get_uri().replace("sqlite:///", "file:"))
+        return hook.get_conn()
 
     def lineage_namespace(self, conn: Any) -> tuple[str, str | None]:
         return "sqlite", conn.host  # the file's path: sqlite:///path/to/file.db
@@ -44,6 +52,22 @@ class SQLiteEngine(Engine):
         schema, _, base = table.rpartition(".")  # SQLite qualifies the index, not the table
         name = f"{self.quote(schema)}.{self.quote(index)}" if schema else self.quote(index)
         return f"CREATE INDEX IF NOT EXISTS {name} ON {self.quote(base)} ({', '.join(columns)})"
+
+
+def _require_folder(hook: Any, uri: str) -> None:
+    """SQLite creates a missing file but not a missing folder, and then fails with "unable to open database
+    file", which names neither: say which folder is missing (creating it could hide a mistyped path)."""
+    path = uri.removeprefix("file:").partition("?")[0]
+    if path in ("", ":memory:") or uri.startswith("file::memory:"):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        conn_id = getattr(hook, "sqlite_conn_id", None) or getattr(hook, "get_conn_id", lambda: "?")()
+        raise ConfigurationError(
+            f"The SQLite connection {conn_id!r} names the file {path!r}, whose folder {folder!r} does not "
+            "exist: create the folder (SQLite creates the file, not its folder), or correct the connection's "
+            "host to the path of the database file."
+        )
 
 
 ENGINE = SQLiteEngine()

@@ -131,7 +131,7 @@ class ResultsStore:
                 "created by this provider. Choose another destination_table, or drop or rename this one."
             )
         self._add_columns(cursor, present)
-        index = f"{self.table_name.rpartition('.')[2]}_queue_idx"
+        index = engine.index_name(self.table_name, "queue_idx")
         if engine.has_indexes and engine.index_missing(cursor, self.table_name, index):
             cursor.execute(engine.create_index_sql(self.table_name, index, _QUEUE_INDEX))
 
