@@ -202,6 +202,27 @@ def test_token_never_reaches_logs_even_at_debug(server, client, caplog):
     assert TOKEN not in repr(client)
 
 
+@pytest.mark.parametrize(("stored", "sent"), [
+    ("\t s3cr3t-padded-token-6512bd43d9caa6e0 \n", "s3cr3t-padded-token-6512bd43d9caa6e0"),
+    ("s3cr3t token-with-a-space-c20ad4d76fe9", "s3cr3t%20token-with-a-space-c20ad4d76fe9"),
+])
+def test_a_token_is_masked_in_every_form_it_is_sent(server, caplog, stored, sent):
+    """A token pasted with whitespace is sent stripped, one with a space inside percent-encoded: urllib3's
+    DEBUG line carries the path as sent, so that form (not only the stored one) must be masked."""
+    caplog.set_level(logging.DEBUG)
+    server.script((200, '{"stateInstance": "authorized"}'), (401, ""))
+    settings = ClientSettings(max_retries=0)
+    with GreenApiClient(server.url, "1101000001", stored, settings) as api:
+        api.get_state_instance()
+        with pytest.raises(e.GreenApiCredentialsError) as raised:
+            api.check_whatsapp("79001234567")
+    assert server.requests[0][1] == f"/waInstance1101000001/getStateInstance/{sent}"  # the form on the wire
+    assert any("urllib3" in r.name and "getStateInstance/***" in r.getMessage() for r in caplog.records)
+    for text in (caplog.text, str(raised.value), repr(api)):
+        for form in {stored, stored.strip(), sent}:
+            assert form not in text
+
+
 def test_settings_are_validated_with_clear_messages():
     with pytest.raises(ValueError, match="at most 10"):
         ClientSettings(requests_per_second=50)

@@ -17,6 +17,7 @@ from airflow_provider_greenapi.client import GreenApiClient, validate_api_url, v
 from airflow_provider_greenapi.errors import GreenApiConnectionError, GreenApiError
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_greenapi.redaction import secret_forms
 from airflow_provider_greenapi.settings import ClientSettings, QuotaSettings, from_extras, settings_of
 
 # GreenApiConnectionError lives in errors.py (a ConfigurationError); importable from here too, as it always was.
@@ -70,7 +71,8 @@ class GreenApiHook(BaseHook):
         if conn.password:
             from airflow.sdk.log import mask_secret
 
-            mask_secret(conn.password)
+            for form in secret_forms(conn.password):  # as stored, stripped as sent, percent-encoded
+                mask_secret(form)
         return conn
 
     @cached_property
