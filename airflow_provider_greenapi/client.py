@@ -34,7 +34,7 @@ from airflow_provider_greenapi.errors import (
 from airflow_provider_greenapi.models import InstanceState, WhatsappCheck
 from airflow_provider_greenapi.rate_limit import RateLimiter, shared_limiter
 from airflow_provider_greenapi.redaction import redact, register_secret
-from airflow_provider_greenapi.settings import CHAT_ID, PHONE_NUMBER, ClientSettings
+from airflow_provider_greenapi.settings import CHAT_ID, PHONE_NUMBER, ClientSettings, value_shape
 
 log = logging.getLogger(__name__)
 
@@ -362,8 +362,10 @@ def validate_api_url(api_url: str | None) -> str:
         url = "https://" + url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        # Named by its scheme and host only: a full method URL pasted here ends with the token.
+        shown = f"{parts.scheme}://{parts.hostname}" if parts.hostname else value_shape(api_url)
         raise ValueError(
-            f"The API URL {api_url!r} is not valid: use the apiUrl of the instance from the GREEN-API console, "
+            f"The API URL ({shown}) is not valid: use the apiUrl of the instance from the GREEN-API console, "
             "e.g. https://7103.api.greenapi.com"
         )
     if "/waInstance" in parts.path:
@@ -379,6 +381,7 @@ def validate_id_instance(id_instance: object) -> str:
         raise ValueError("The instance ID (idInstance) is empty: copy it from the GREEN-API console.")
     if not text.isascii() or not text.isdigit():
         raise ValueError(
-            f"The instance ID (idInstance) must be digits only, e.g. 1101000001 (got {text[:20]!r})."
+            f"The instance ID (idInstance) must be digits only, e.g. 1101000001 (got {value_shape(text)}: the API "
+            "token belongs in the password field)."
         )
     return text

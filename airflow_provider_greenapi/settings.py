@@ -23,6 +23,21 @@ CHAT_ID, PHONE_NUMBER = "chatId", "phoneNumber"
 takes ``…@c.us`` and ``…@lid``); the older one takes ``phoneNumber`` (an integer), now deprecated but kept."""
 
 _SETTING = "greenapi_setting"
+_SHOWN_DIGITS = 15  # a longer number is described, not shown: it may be a pasted secret, and it is no setting
+
+
+def value_shape(value: Any) -> str:
+    """What a value looked like, without repeating it unless it is a short number: for messages about a
+    setting's value, which may be a secret pasted in the wrong field (``a text of 50 characters``)."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, (int, float)):
+        text = format(value, "g") if isinstance(value, float) else str(value)
+        return text if len(text) <= _SHOWN_DIGITS else f"a number of {len(text)} characters"
+    if isinstance(value, str):
+        return f"a text of {len(value)} character{'' if len(value) == 1 else 's'}"
+    kinds = {list: "a list", tuple: "a list", dict: "an object"}
+    return next((words for kind, words in kinds.items() if isinstance(value, kind)), f"a {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -57,9 +72,10 @@ class Setting:
         """The default as the form and the docs show it: ``60``, ``chatId``."""
         return self.default if isinstance(self.default, str) else format(self.default, "g")
 
-    def problem(self, value: Any, shown: Any = None) -> str | None:
-        """What is wrong with ``value`` (of the setting's type; ``shown`` as the user gave it), or None."""
-        got = f"(got {value if shown is None else shown!r})"
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` (as :meth:`parse` read it), or None. The message shows a number, never
+        a text (see :func:`value_shape`)."""
+        got = f"(got {value_shape(value)})"
         if value is None and self.default is None:
             return None
         if self.kind is str:
@@ -86,10 +102,10 @@ class Setting:
                 raise TypeError
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{self.name} must be a number (got {value!r})") from None
+            raise ValueError(f"{self.name} must be a number (got {value_shape(value)})") from None
         if self.kind is int:
             if not number.is_integer():
-                raise ValueError(f"{self.name} must be a whole number (got {value!r})")
+                raise ValueError(f"{self.name} must be a whole number (got {value_shape(number)})")
             return int(number)
         return number
 
@@ -214,7 +230,7 @@ def from_extras(owner: type[_Owner], extras: Mapping[str, Any], overrides: Mappi
             continue
         try:
             parsed = item.parse(value)
-            problem = item.problem(parsed, shown=value)
+            problem = item.problem(parsed)
         except ValueError as error:
             problem = str(error)
         if problem is None:

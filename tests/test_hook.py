@@ -146,6 +146,14 @@ def test_prefixed_extras_from_older_forms_are_read(emulator, monkeypatch):
     ({"extra": {"retry_backoff_max": -1}}, "extra retry_backoff_max must be at least 0 and at most 300 s"),
     ({"extra": {"monthly_quota": -1}}, r"extra monthly_quota must be at least 0 \(got -1\)"),
     ({"extra": {"monthly_quota": "lots"}}, "extra monthly_quota must be a number"),
+    # A secret pasted in the wrong field is described, never repeated (the token is 38 characters).
+    ({"extra": {"monthly_quota": TOKEN}}, r"extra monthly_quota must be a number \(got a text of 38 characters\)"),
+    ({"extra": {"timeout": f" {TOKEN} "}}, r"extra timeout must be a number \(got a text of 40 characters\)"),
+    ({"extra": {"check_whatsapp_body": TOKEN}}, r"check_whatsapp_body must be .* \(got a text of 38 characters\)"),
+    ({"extra": {"max_retries": int("9" * 38)}}, r"extra max_retries must be .* \(got a number of 38 characters\)"),
+    ({"login": TOKEN}, r"digits only, e.g. 1101000001 \(got a text of 38 characters: the API token belongs"),
+    ({"host": f"https://7103.api.greenapi.com/waInstance1/getStateInstance/{TOKEN}?x=1"},
+     r"The API URL \(https://7103.api.greenapi.com\) is not valid"),
 ])
 def test_a_bad_connection_gets_a_clear_error(emulator, monkeypatch, change, message):
     conn = {**json.loads(greenapi_connection(emulator)), **change}

@@ -98,3 +98,17 @@ def test_the_command_is_listed_in_airflows_help(airflow_home):
     env = airflow_home
     listed = subprocess.run([AIRFLOW, "greenapi", "--help"], env=env, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and "usage" in listed.stdout
+
+
+def test_a_token_in_the_quota_extra_is_described_never_printed(airflow_home, tmp_path, emulator):
+    """A token pasted into monthly_quota: the error says what was expected and what the value looked like."""
+    seeded_warehouse(tmp_path / "w.db")
+    for stored in (TOKEN, f"  {TOKEN}\n"):
+        env = {**airflow_home,
+               "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")}),
+               "AIRFLOW_CONN_GREENAPI_DEFAULT": airflow_connection(emulator.base_url, "1101000001", stored,
+                                                                   monthly_quota=stored)}
+        done = run_usage(env, "warehouse", "--month", MONTH, "--greenapi-conn-id", "greenapi_default")
+        assert done.returncode != 0
+        assert f"extra monthly_quota must be a number (got a text of {len(stored)} characters)" in done.stderr
+        assert TOKEN not in done.stdout + done.stderr
