@@ -13,6 +13,7 @@ docs/connection.md's table of extras is compared with these definitions by the s
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -240,6 +241,26 @@ def from_extras(owner: type[_Owner], extras: Mapping[str, Any], overrides: Mappi
     if problems:
         raise ValueError("; ".join(problems) + ".")
     return owner(**values)
+
+
+def check_extra_names(extras: Mapping[str, Any]) -> None:
+    """Refuse an extra that is no setting (ValueError naming it, the close match and the settings): a typo such
+    as ``request_per_second`` would otherwise be ignored and the default used. Not refused: an empty or null
+    value (a form field left empty), Airflow's own ``__…`` keys and other connection types' ``extra__<type>__…``
+    keys (Airflow 2's forms wrote them; a connection whose type was changed keeps them)."""
+    names = [item.name for item in CONNECTION_SETTINGS]
+    unknown = sorted(key for key, value in extras.items() if key not in names and value is not None and value != ""
+                     and not key.startswith(("__", "extra__")))
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.6) or [
+            name for name in names if len(key) >= 4 and (key in name or name in key)]
+        named.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ValueError(
+        f"unknown extra {', '.join(named)}: correct or remove it (the extras of a GREEN-API connection are "
+        f"{', '.join(names)}).")
 
 
 def conn_fields() -> dict[str, dict[str, Any]]:

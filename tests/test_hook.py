@@ -127,6 +127,32 @@ def test_every_client_setting_comes_from_the_connection(emulator, monkeypatch):
         check_whatsapp_body="phoneNumber")
 
 
+def test_an_unknown_extra_is_refused_with_the_close_match(emulator, monkeypatch):
+    """A typo is not ignored (the default pace would run where the user meant to lower it)."""
+    for extras in ({"request_per_second": 2}, {"extra__greenapi__request_per_second": "2"}):
+        conn = {**json.loads(greenapi_connection(emulator)), "extra": {"timeout": 5, **extras}}
+        monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", json.dumps(conn))
+        for read in (lambda: GreenApiHook().get_client(), lambda: GreenApiHook().monthly_quota):
+            with pytest.raises(GreenApiConnectionError, match=r"Connection 'greenapi_default': unknown extra "
+                               r"'request_per_second' \(did you mean 'requests_per_second'\?\): correct or remove"):
+                read()
+    conn["extra"] = {"quota": 5, "colour": "blue"}
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", json.dumps(conn))
+    with pytest.raises(GreenApiConnectionError, match=r"unknown extra 'colour', 'quota' \(did you mean "
+                       r"'monthly_quota'\?\).* are timeout, requests_per_second, .*monthly_quota\)"):
+        GreenApiHook().get_client()
+
+
+def test_what_airflow_itself_puts_in_the_extra_is_no_unknown_extra(emulator, monkeypatch):
+    """Empty form fields (null or empty, of any name), Airflow's own ``__…`` keys and another type's
+    ``extra__<type>__…`` keys (Airflow 2's forms) are left alone."""
+    conn = json.loads(greenapi_connection(emulator))
+    conn["extra"] = {"timeout": None, "max_retries": "", "request_per_second": None, "old_field": "",
+                     "__extra__": "{}", "extra__http__endpoint": "/x", "extra__greenapi__max_in_flight": 4}
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", json.dumps(conn))
+    assert GreenApiHook().client_settings() == ClientSettings(max_in_flight=4)
+
+
 def test_prefixed_extras_from_older_forms_are_read(emulator, monkeypatch):
     conn = json.loads(greenapi_connection(emulator))
     conn["extra"] = {"extra__greenapi__timeout": 12}

@@ -211,6 +211,15 @@ def test_a_missing_connection_fails_at_once_and_says_how_to_create_it(monkeypatc
         operator.execute(context)
 
 
+def test_an_unknown_extra_fails_at_once_and_names_the_close_match(emulator, monkeypatch, context):
+    from tests.conftest import greenapi_connection
+
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emulator, request_per_second=1))
+    with pytest.raises(AirflowFailException, match="did you mean 'requests_per_second'"):
+        CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS).execute(context)
+    assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == 0  # nothing sent at the default pace
+
+
 @pytest.mark.parametrize("state", ["blocked", "notAuthorized", "yellowCard"])
 def test_an_unusable_instance_fails_at_once(greenapi_conn, emulator, context, state):
     emulator.set_state(ID_INSTANCE, state)
