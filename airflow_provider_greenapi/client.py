@@ -11,6 +11,7 @@ import itertools
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from airflow_provider_greenapi.errors import (
     GreenApiQuotaExceededError,
     GreenApiRateLimitedError,
     GreenApiResponseError,
+    GreenApiTlsError,
     GreenApiTransientError,
     error_from_response,
 )
@@ -289,6 +291,10 @@ class GreenApiClient:
             raise GreenApiTransientError(
                 f"no answer within the {self.settings.timeout:g} s timeout", method=method
             ) from None
+        except requests.exceptions.SSLError as exc:
+            lasting = _lasting_tls_failure(exc)
+            raise (GreenApiTransientError(f"could not reach {self.api_url} (SSLError)", method=method)
+                   if lasting is None else GreenApiTlsError(f"{self.api_url}: {lasting}", method=method)) from None
         except requests.RequestException as exc:
             # requests' messages contain the URL, hence the token: say what failed in a few words instead.
             raise GreenApiTransientError(
@@ -339,6 +345,34 @@ def _describe(exc: BaseException) -> str:
         if marker.lower() in text.lower():
             return marker
     return type(exc).__name__
+
+
+# OpenSSL's reasons for a handshake that fails the same way every time: the peer speaks no TLS (an https://
+# URL to a plain-HTTP port), or no protocol version or cipher both sides accept. A dropped connection or an
+# unexpected EOF mid-handshake may pass, and stays transient.
+_LASTING_TLS_REASONS = frozenset({
+    "WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+    "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "TLSV1_ALERT_PROTOCOL_VERSION", "VERSION_TOO_LOW",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER", "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE",
+})
+
+
+def _lasting_tls_failure(exc: BaseException) -> str | None:
+    """What is wrong with the TLS of a failed request, in a few words, if a retry cannot change it: a
+    certificate that does not verify, or a handshake that cannot succeed; None when it may pass."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:  # requests > urllib3 > ssl
+        seen.append(current)
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"its TLS certificate is not trusted here ({redact(str(current.verify_message))})"
+        if isinstance(current, ssl.SSLError) and current.reason in _LASTING_TLS_REASONS:
+            return f"no TLS session could be set up ({current.reason}: is it a TLS port, is https:// right?)"
+        nested = next((a for a in current.args if isinstance(a, BaseException)), None)
+        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps its cause there
+        current = nested or (reason if isinstance(reason, BaseException) else None) or current.__cause__ \
+            or current.__context__
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:

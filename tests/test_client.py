@@ -174,6 +174,37 @@ def test_unreachable_host_message_is_token_free():
     assert TOKEN not in str(raised.value)
 
 
+@pytest.mark.parametrize("fault", ["self-signed certificate", "plain HTTP addressed as https"])
+def test_a_tls_failure_fails_at_once_and_says_what_to_do(fault, sleeps, monkeypatch):
+    """Not a passing fault: the same certificate or the same plain-HTTP port answers every try alike."""
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    settings = ClientSettings(timeout=5, max_retries=5, retry_backoff=0.01)
+    with ScriptedServer(tls=fault.startswith("self")) as server:
+        url = server.url.replace("http://", "https://")
+        server.script((200, '{"stateInstance": "authorized"}'))
+        with GreenApiClient(url, "1101000001", TOKEN, settings, sleep=sleeps.append) as api, \
+                pytest.raises(e.GreenApiTlsError) as raised:
+            api.get_state_instance()
+        assert server.connections == 1 and sleeps == [] and api.stats.retries == 0  # one try, no retry
+        assert not server.requests  # no request got through
+    message = str(raised.value)
+    assert message.startswith(f"getStateInstance: {url}: ")
+    assert ("its TLS certificate is not trusted here (self-signed certificate)" in message
+            if fault.startswith("self") else "no TLS session could be set up (WRONG_VERSION_NUMBER" in message)
+    assert "Check the API URL" in message and "REQUESTS_CA_BUNDLE" in message
+    assert e.retry_can_fix(raised.value) is False and TOKEN not in message
+
+
+def test_the_ca_bundle_the_tls_error_names_is_the_cure(monkeypatch):
+    """The advice works: the same self-signed server answers once REQUESTS_CA_BUNDLE holds its certificate."""
+    with ScriptedServer(tls=True) as server:
+        server.script((200, '{"stateInstance": "authorized"}'))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.certificate))
+        with GreenApiClient(server.url, "1101000001", TOKEN, ClientSettings(max_retries=0)) as api:
+            assert api.get_state_instance() is InstanceState.AUTHORIZED
+
+
 @pytest.mark.parametrize(("body", "state"), [
     ('{"stateInstance": "authorized"}', InstanceState.AUTHORIZED),
     ('{"stateInstance": "yellowCard"}', InstanceState.YELLOW_CARD),
