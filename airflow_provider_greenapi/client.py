@@ -11,6 +11,7 @@ import itertools
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from collections import Counter
@@ -28,13 +29,14 @@ from airflow_provider_greenapi.errors import (
     GreenApiQuotaExceededError,
     GreenApiRateLimitedError,
     GreenApiResponseError,
+    GreenApiTlsError,
     GreenApiTransientError,
     error_from_response,
 )
 from airflow_provider_greenapi.models import InstanceState, WhatsappCheck
 from airflow_provider_greenapi.rate_limit import RateLimiter, shared_limiter
 from airflow_provider_greenapi.redaction import redact, register_secret
-from airflow_provider_greenapi.settings import CHAT_ID, PHONE_NUMBER, ClientSettings
+from airflow_provider_greenapi.settings import CHAT_ID, PHONE_NUMBER, ClientSettings, value_shape
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +291,10 @@ class GreenApiClient:
             raise GreenApiTransientError(
                 f"no answer within the {self.settings.timeout:g} s timeout", method=method
             ) from None
+        except requests.exceptions.SSLError as exc:
+            lasting = _lasting_tls_failure(exc)
+            raise (GreenApiTransientError(f"could not reach {self.api_url} (SSLError)", method=method)
+                   if lasting is None else GreenApiTlsError(f"{self.api_url}: {lasting}", method=method)) from None
         except requests.RequestException as exc:
             # requests' messages contain the URL, hence the token: say what failed in a few words instead.
             raise GreenApiTransientError(
@@ -341,6 +347,34 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+# OpenSSL's reasons for a handshake that fails the same way every time: the peer speaks no TLS (an https://
+# URL to a plain-HTTP port), or no protocol version or cipher both sides accept. A dropped connection or an
+# unexpected EOF mid-handshake may pass, and stays transient.
+_LASTING_TLS_REASONS = frozenset({
+    "WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+    "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "TLSV1_ALERT_PROTOCOL_VERSION", "VERSION_TOO_LOW",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER", "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE",
+})
+
+
+def _lasting_tls_failure(exc: BaseException) -> str | None:
+    """What is wrong with the TLS of a failed request, in a few words, if a retry cannot change it: a
+    certificate that does not verify, or a handshake that cannot succeed; None when it may pass."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:  # requests > urllib3 > ssl
+        seen.append(current)
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"its TLS certificate is not trusted here ({redact(str(current.verify_message))})"
+        if isinstance(current, ssl.SSLError) and current.reason in _LASTING_TLS_REASONS:
+            return f"no TLS session could be set up ({current.reason}: is it a TLS port, is https:// right?)"
+        nested = next((a for a in current.args if isinstance(a, BaseException)), None)
+        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps its cause there
+        current = nested or (reason if isinstance(reason, BaseException) else None) or current.__cause__ \
+            or current.__context__
+    return None
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -362,8 +396,10 @@ def validate_api_url(api_url: str | None) -> str:
         url = "https://" + url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        # Named by its scheme and host only: a full method URL pasted here ends with the token.
+        shown = f"{parts.scheme}://{parts.hostname}" if parts.hostname else value_shape(api_url)
         raise ValueError(
-            f"The API URL {api_url!r} is not valid: use the apiUrl of the instance from the GREEN-API console, "
+            f"The API URL ({shown}) is not valid: use the apiUrl of the instance from the GREEN-API console, "
             "e.g. https://7103.api.greenapi.com"
         )
     if "/waInstance" in parts.path:
@@ -379,6 +415,7 @@ def validate_id_instance(id_instance: object) -> str:
         raise ValueError("The instance ID (idInstance) is empty: copy it from the GREEN-API console.")
     if not text.isascii() or not text.isdigit():
         raise ValueError(
-            f"The instance ID (idInstance) must be digits only, e.g. 1101000001 (got {text[:20]!r})."
+            f"The instance ID (idInstance) must be digits only, e.g. 1101000001 (got {value_shape(text)}: the API "
+            "token belongs in the password field)."
         )
     return text

@@ -4,7 +4,8 @@
 
     GreenApiProviderError                   the base of the provider's own exception classes
     ├── GreenApiError                       GREEN-API's answer, or its silence (a status, a body, a timeout)
-    │   └── GreenApiCredentialsError, ...   one class per kind of answer (error_from_response, below)
+    │   └── GreenApiCredentialsError, ...   one class per kind of answer (error_from_response, below), and
+    │                                       GreenApiTlsError (no TLS session with the host: never retried)
     ├── ConfigurationError (a ValueError)   the user's configuration: a connection or argument that cannot work
     │   └── GreenApiConnectionError         the GREEN-API Airflow connection
     ├── RunStopped                          the provider's own stops: it decided to stop, and says why
@@ -163,6 +164,18 @@ class GreenApiRateLimitedError(GreenApiTransientError):
     ) -> None:
         self.retry_after = retry_after
         super().__init__(message, method=method, status_code=status_code)
+
+
+class GreenApiTlsError(GreenApiError):
+    """No TLS session with the API URL's host: its certificate is not trusted (self-signed, a private CA, a
+    proxy's, another host's name), or it does not speak TLS (an ``https://`` URL to a plain-HTTP port). The
+    same on every try, so never retried; a person must fix the URL or the trusted CAs."""
+
+    hint = (
+        "Check the API URL of the Airflow connection (the instance's apiUrl from the GREEN-API console, "
+        "https:// to GREEN-API's own hosts). If a proxy or a private CA signs the certificate, put that CA in "
+        "the bundle this Airflow trusts (REQUESTS_CA_BUNDLE, or the system's CA certificates) and restart it."
+    )
 
 
 class GreenApiResponseError(GreenApiError):

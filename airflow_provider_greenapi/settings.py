@@ -13,6 +13,7 @@ docs/connection.md's table of extras is compared with these definitions by the s
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -23,6 +24,21 @@ CHAT_ID, PHONE_NUMBER = "chatId", "phoneNumber"
 takes ``…@c.us`` and ``…@lid``); the older one takes ``phoneNumber`` (an integer), now deprecated but kept."""
 
 _SETTING = "greenapi_setting"
+_SHOWN_DIGITS = 15  # a longer number is described, not shown: it may be a pasted secret, and it is no setting
+
+
+def value_shape(value: Any) -> str:
+    """What a value looked like, without repeating it unless it is a short number: for messages about a
+    setting's value, which may be a secret pasted in the wrong field (``a text of 50 characters``)."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, (int, float)):
+        text = format(value, "g") if isinstance(value, float) else str(value)
+        return text if len(text) <= _SHOWN_DIGITS else f"a number of {len(text)} characters"
+    if isinstance(value, str):
+        return f"a text of {len(value)} character{'' if len(value) == 1 else 's'}"
+    kinds = {list: "a list", tuple: "a list", dict: "an object"}
+    return next((words for kind, words in kinds.items() if isinstance(value, kind)), f"a {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -57,9 +73,10 @@ class Setting:
         """The default as the form and the docs show it: ``60``, ``chatId``."""
         return self.default if isinstance(self.default, str) else format(self.default, "g")
 
-    def problem(self, value: Any, shown: Any = None) -> str | None:
-        """What is wrong with ``value`` (of the setting's type; ``shown`` as the user gave it), or None."""
-        got = f"(got {value if shown is None else shown!r})"
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` (as :meth:`parse` read it), or None. The message shows a number, never
+        a text (see :func:`value_shape`)."""
+        got = f"(got {value_shape(value)})"
         if value is None and self.default is None:
             return None
         if self.kind is str:
@@ -86,10 +103,10 @@ class Setting:
                 raise TypeError
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{self.name} must be a number (got {value!r})") from None
+            raise ValueError(f"{self.name} must be a number (got {value_shape(value)})") from None
         if self.kind is int:
             if not number.is_integer():
-                raise ValueError(f"{self.name} must be a whole number (got {value!r})")
+                raise ValueError(f"{self.name} must be a whole number (got {value_shape(number)})")
             return int(number)
         return number
 
@@ -214,7 +231,7 @@ def from_extras(owner: type[_Owner], extras: Mapping[str, Any], overrides: Mappi
             continue
         try:
             parsed = item.parse(value)
-            problem = item.problem(parsed, shown=value)
+            problem = item.problem(parsed)
         except ValueError as error:
             problem = str(error)
         if problem is None:
@@ -224,6 +241,26 @@ def from_extras(owner: type[_Owner], extras: Mapping[str, Any], overrides: Mappi
     if problems:
         raise ValueError("; ".join(problems) + ".")
     return owner(**values)
+
+
+def check_extra_names(extras: Mapping[str, Any]) -> None:
+    """Refuse an extra that is no setting (ValueError naming it, the close match and the settings): a typo such
+    as ``request_per_second`` would otherwise be ignored and the default used. Not refused: an empty or null
+    value (a form field left empty), Airflow's own ``__…`` keys and other connection types' ``extra__<type>__…``
+    keys (Airflow 2's forms wrote them; a connection whose type was changed keeps them)."""
+    names = [item.name for item in CONNECTION_SETTINGS]
+    unknown = sorted(key for key, value in extras.items() if key not in names and value is not None and value != ""
+                     and not key.startswith(("__", "extra__")))
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.6) or [
+            name for name in names if len(key) >= 4 and (key in name or name in key)]
+        named.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ValueError(
+        f"unknown extra {', '.join(named)}: correct or remove it (the extras of a GREEN-API connection are "
+        f"{', '.join(names)}).")
 
 
 def conn_fields() -> dict[str, dict[str, Any]]:

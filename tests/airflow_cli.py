@@ -3,13 +3,16 @@ loopback port, and waiting for a server the tests started to answer."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -64,3 +67,26 @@ def task_tries(env: dict[str, str], dag_id: str, task_id: str) -> tuple[str, int
             "SELECT state FROM task_instance_history WHERE dag_id = ? AND task_id = ? AND run_id = ? "
             "ORDER BY try_number", (dag_id, task_id, run_id))]
     return state, try_number, earlier
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], log: Path, timeout: float = 180.0) -> Iterator[str]:
+    """``airflow api-server`` in ``env`` on a free loopback port, for as long as the block runs: its base URL.
+    Tasks run by an executor (``airflow dags test --use-executor``) need it: set ``env``'s
+    ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL`` to ``<base URL>/execution/`` and one JWT secret for both."""
+    port = free_port()
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/api/v2/monitor/health", process, log, timeout)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)  # its own session: its workers go too
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)

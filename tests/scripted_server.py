@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import json
+import ssl
+import tempfile
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
-class ScriptedServer:
-    """Answers each request with the next scripted reply (the last one repeats); records the requests."""
+class _CountingServer(ThreadingHTTPServer):
+    """Counts the connections it accepts, those whose TLS handshake fails included."""
 
-    def __init__(self) -> None:
+    daemon_threads = True
+    connections = 0
+
+    def get_request(self) -> Any:
+        self.connections += 1
+        return super().get_request()
+
+
+class ScriptedServer:
+    """Answers each request with the next scripted reply (the last one repeats); records the requests.
+
+    ``tls=True`` serves HTTPS with a throw-away self-signed certificate (``certificate``), which no client
+    trusts unless told to; ``connections`` counts the connections accepted (a failed handshake too)."""
+
+    def __init__(self, tls: bool = False) -> None:
         self.replies: deque[tuple[int, str, dict[str, str]]] = deque()
         self.requests: list[tuple[str, str, Any]] = []
         self.default: tuple[int, str, dict[str, str]] = (200, '{"existsWhatsapp": true}', {})
@@ -47,10 +64,22 @@ class ScriptedServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _CountingServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self.certificate: Path | None = None
+        if tls:
+            from tests.snowflake_server import write_self_signed_certificate
+
+            self.certificate, key = write_self_signed_certificate(Path(tempfile.mkdtemp(prefix="greenapi-tls-")))
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.certificate, key)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            self.url = self.url.replace("http://", "https://")
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def connections(self) -> int:
+        return self._httpd.connections
 
     def script(self, *replies: tuple[int, str] | tuple[int, str, dict[str, str]]) -> None:
         for reply in replies:

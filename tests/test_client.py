@@ -174,6 +174,37 @@ def test_unreachable_host_message_is_token_free():
     assert TOKEN not in str(raised.value)
 
 
+@pytest.mark.parametrize("fault", ["self-signed certificate", "plain HTTP addressed as https"])
+def test_a_tls_failure_fails_at_once_and_says_what_to_do(fault, sleeps, monkeypatch):
+    """Not a passing fault: the same certificate or the same plain-HTTP port answers every try alike."""
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    settings = ClientSettings(timeout=5, max_retries=5, retry_backoff=0.01)
+    with ScriptedServer(tls=fault.startswith("self")) as server:
+        url = server.url.replace("http://", "https://")
+        server.script((200, '{"stateInstance": "authorized"}'))
+        with GreenApiClient(url, "1101000001", TOKEN, settings, sleep=sleeps.append) as api, \
+                pytest.raises(e.GreenApiTlsError) as raised:
+            api.get_state_instance()
+        assert server.connections == 1 and sleeps == [] and api.stats.retries == 0  # one try, no retry
+        assert not server.requests  # no request got through
+    message = str(raised.value)
+    assert message.startswith(f"getStateInstance: {url}: ")
+    assert ("its TLS certificate is not trusted here (self-signed certificate)" in message
+            if fault.startswith("self") else "no TLS session could be set up (WRONG_VERSION_NUMBER" in message)
+    assert "Check the API URL" in message and "REQUESTS_CA_BUNDLE" in message
+    assert e.retry_can_fix(raised.value) is False and TOKEN not in message
+
+
+def test_the_ca_bundle_the_tls_error_names_is_the_cure(monkeypatch):
+    """The advice works: the same self-signed server answers once REQUESTS_CA_BUNDLE holds its certificate."""
+    with ScriptedServer(tls=True) as server:
+        server.script((200, '{"stateInstance": "authorized"}'))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.certificate))
+        with GreenApiClient(server.url, "1101000001", TOKEN, ClientSettings(max_retries=0)) as api:
+            assert api.get_state_instance() is InstanceState.AUTHORIZED
+
+
 @pytest.mark.parametrize(("body", "state"), [
     ('{"stateInstance": "authorized"}', InstanceState.AUTHORIZED),
     ('{"stateInstance": "yellowCard"}', InstanceState.YELLOW_CARD),
@@ -200,6 +231,27 @@ def test_token_never_reaches_logs_even_at_debug(server, client, caplog):
     assert TOKEN not in caplog.text
     assert TOKEN not in str(raised.value)
     assert TOKEN not in repr(client)
+
+
+@pytest.mark.parametrize(("stored", "sent"), [
+    ("\t s3cr3t-padded-token-6512bd43d9caa6e0 \n", "s3cr3t-padded-token-6512bd43d9caa6e0"),
+    ("s3cr3t token-with-a-space-c20ad4d76fe9", "s3cr3t%20token-with-a-space-c20ad4d76fe9"),
+])
+def test_a_token_is_masked_in_every_form_it_is_sent(server, caplog, stored, sent):
+    """A token pasted with whitespace is sent stripped, one with a space inside percent-encoded: urllib3's
+    DEBUG line carries the path as sent, so that form (not only the stored one) must be masked."""
+    caplog.set_level(logging.DEBUG)
+    server.script((200, '{"stateInstance": "authorized"}'), (401, ""))
+    settings = ClientSettings(max_retries=0)
+    with GreenApiClient(server.url, "1101000001", stored, settings) as api:
+        api.get_state_instance()
+        with pytest.raises(e.GreenApiCredentialsError) as raised:
+            api.check_whatsapp("79001234567")
+    assert server.requests[0][1] == f"/waInstance1101000001/getStateInstance/{sent}"  # the form on the wire
+    assert any("urllib3" in r.name and "getStateInstance/***" in r.getMessage() for r in caplog.records)
+    for text in (caplog.text, str(raised.value), repr(api)):
+        for form in {stored, stored.strip(), sent}:
+            assert form not in text
 
 
 def test_settings_are_validated_with_clear_messages():

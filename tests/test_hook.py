@@ -127,6 +127,32 @@ def test_every_client_setting_comes_from_the_connection(emulator, monkeypatch):
         check_whatsapp_body="phoneNumber")
 
 
+def test_an_unknown_extra_is_refused_with_the_close_match(emulator, monkeypatch):
+    """A typo is not ignored (the default pace would run where the user meant to lower it)."""
+    for extras in ({"request_per_second": 2}, {"extra__greenapi__request_per_second": "2"}):
+        conn = {**json.loads(greenapi_connection(emulator)), "extra": {"timeout": 5, **extras}}
+        monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", json.dumps(conn))
+        for read in (lambda: GreenApiHook().get_client(), lambda: GreenApiHook().monthly_quota):
+            with pytest.raises(GreenApiConnectionError, match=r"Connection 'greenapi_default': unknown extra "
+                               r"'request_per_second' \(did you mean 'requests_per_second'\?\): correct or remove"):
+                read()
+    conn["extra"] = {"quota": 5, "colour": "blue"}
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", json.dumps(conn))
+    with pytest.raises(GreenApiConnectionError, match=r"unknown extra 'colour', 'quota' \(did you mean "
+                       r"'monthly_quota'\?\).* are timeout, requests_per_second, .*monthly_quota\)"):
+        GreenApiHook().get_client()
+
+
+def test_what_airflow_itself_puts_in_the_extra_is_no_unknown_extra(emulator, monkeypatch):
+    """Empty form fields (null or empty, of any name), Airflow's own ``__…`` keys and another type's
+    ``extra__<type>__…`` keys (Airflow 2's forms) are left alone."""
+    conn = json.loads(greenapi_connection(emulator))
+    conn["extra"] = {"timeout": None, "max_retries": "", "request_per_second": None, "old_field": "",
+                     "__extra__": "{}", "extra__http__endpoint": "/x", "extra__greenapi__max_in_flight": 4}
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", json.dumps(conn))
+    assert GreenApiHook().client_settings() == ClientSettings(max_in_flight=4)
+
+
 def test_prefixed_extras_from_older_forms_are_read(emulator, monkeypatch):
     conn = json.loads(greenapi_connection(emulator))
     conn["extra"] = {"extra__greenapi__timeout": 12}
@@ -146,6 +172,14 @@ def test_prefixed_extras_from_older_forms_are_read(emulator, monkeypatch):
     ({"extra": {"retry_backoff_max": -1}}, "extra retry_backoff_max must be at least 0 and at most 300 s"),
     ({"extra": {"monthly_quota": -1}}, r"extra monthly_quota must be at least 0 \(got -1\)"),
     ({"extra": {"monthly_quota": "lots"}}, "extra monthly_quota must be a number"),
+    # A secret pasted in the wrong field is described, never repeated (the token is 38 characters).
+    ({"extra": {"monthly_quota": TOKEN}}, r"extra monthly_quota must be a number \(got a text of 38 characters\)"),
+    ({"extra": {"timeout": f" {TOKEN} "}}, r"extra timeout must be a number \(got a text of 40 characters\)"),
+    ({"extra": {"check_whatsapp_body": TOKEN}}, r"check_whatsapp_body must be .* \(got a text of 38 characters\)"),
+    ({"extra": {"max_retries": int("9" * 38)}}, r"extra max_retries must be .* \(got a number of 38 characters\)"),
+    ({"login": TOKEN}, r"digits only, e.g. 1101000001 \(got a text of 38 characters: the API token belongs"),
+    ({"host": f"https://7103.api.greenapi.com/waInstance1/getStateInstance/{TOKEN}?x=1"},
+     r"The API URL \(https://7103.api.greenapi.com\) is not valid"),
 ])
 def test_a_bad_connection_gets_a_clear_error(emulator, monkeypatch, change, message):
     conn = {**json.loads(greenapi_connection(emulator)), **change}

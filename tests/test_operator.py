@@ -211,6 +211,32 @@ def test_a_missing_connection_fails_at_once_and_says_how_to_create_it(monkeypatc
         operator.execute(context)
 
 
+@pytest.mark.parametrize("tls", [True, False], ids=["self-signed certificate", "plain HTTP addressed as https"])
+def test_a_tls_failure_fails_at_once(monkeypatch, context, tls):
+    from airflow_provider_greenapi.emulator import airflow_connection
+    from airflow_provider_greenapi.errors import GreenApiTlsError
+    from tests.conftest import TOKEN
+    from tests.scripted_server import ScriptedServer
+
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    with ScriptedServer(tls=tls) as server:
+        url = server.url.replace("http://", "https://")
+        monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", airflow_connection(url, ID_INSTANCE, TOKEN, max_retries=5))
+        with pytest.raises(AirflowFailException, match="REQUESTS_CA_BUNDLE") as failed:
+            CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS).execute(context)
+        assert server.connections == 1  # one try, then the task fails without Airflow's retries
+    assert isinstance(failed.value.__cause__, GreenApiTlsError)
+
+
+def test_an_unknown_extra_fails_at_once_and_names_the_close_match(emulator, monkeypatch, context):
+    from tests.conftest import greenapi_connection
+
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emulator, request_per_second=1))
+    with pytest.raises(AirflowFailException, match="did you mean 'requests_per_second'"):
+        CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS).execute(context)
+    assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == 0  # nothing sent at the default pace
+
+
 @pytest.mark.parametrize("state", ["blocked", "notAuthorized", "yellowCard"])
 def test_an_unusable_instance_fails_at_once(greenapi_conn, emulator, context, state):
     emulator.set_state(ID_INSTANCE, state)

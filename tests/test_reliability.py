@@ -291,3 +291,126 @@ def test_no_token_and_no_full_number_anywhere_in_a_fault_heavy_debug_run(warehou
         assert TOKEN not in text and TOKEN[1:] not in text
     for number in numbers:
         assert number not in caplog.text
+
+
+SECRETS_DAG = '''
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
+
+NUMBERS = [f"7917{i:07d}" for i in range(12)]
+
+with DAG("greenapi_secrets_probe", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    for name in ("plain", "padded"):
+        CheckWhatsappOperator(task_id=f"check_{name}", greenapi_conn_id=f"greenapi_{name}", phone_numbers=NUMBERS,
+                              destination_conn_id="warehouse", destination_table=f"checks_{name}_{{{{ ds_nodash }}}}")
+    CheckWhatsappOperator(task_id="check_padded_into_xcom", greenapi_conn_id="greenapi_padded",
+                          phone_numbers=NUMBERS[:6])
+    CheckWhatsappOperator(task_id="check_wrong_token", greenapi_conn_id="greenapi_wrong", phone_numbers=NUMBERS)
+'''
+PLAIN_TOKEN, PADDED_TOKEN = "plain-secret-token-1679091c5a880faf", "padded-secret-token-8f14e45fceea167a"
+STORED = {"plain": PLAIN_TOKEN, "padded": f" \t{PADDED_TOKEN}  \n", "wrong": "  wrong-padded-token-c9f0f895fb98\n"}
+
+
+def token_forms() -> dict[str, str]:
+    """Each token in every form that would be a leak: as stored, stripped (as sent), percent-encoded, and
+    stripped of its first or last character (partial masking)."""
+    from urllib.parse import quote
+
+    forms = {}
+    for name, stored in STORED.items():
+        token = stored.strip()
+        forms.update({f"{name} as stored": stored, f"{name} as sent": token, f"{name} quoted": quote(token, safe=""),
+                      f"{name} but its first character": token[1:], f"{name} but its last character": token[:-1]})
+    return forms
+
+
+@pytest.mark.slow
+def test_the_token_appears_nowhere_in_a_real_debug_run_the_cli_or_the_quota_view(tmp_path):
+    """A real deployment's path at DEBUG (urllib3's request lines included): an `airflow api-server`, and
+    `airflow dags test --use-executor`, whose LocalExecutor runs each task as Airflow's supervised task
+    process; tokens with and without surrounding whitespace, faults that echo the path (token included) back.
+    Every form of each token is counted in the output, the task logs and the server's log, the XComs, the
+    rendered templates, the warehouse, `airflow greenapi usage` (with the token pasted into monthly_quota
+    too) and the quota view's HTML as the server sends it."""
+    import sqlite3 as sqlite
+    import urllib.request
+
+    from tests.airflow_cli import AIRFLOW, api_server, migrate
+
+    home = tmp_path / "home"
+    (home / "dags").mkdir(parents=True)
+    (home / "dags" / "greenapi_secrets_probe.py").write_text(SECRETS_DAG)
+    warehouse = tmp_path / "warehouse.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+                "AIRFLOW__CORE__PARALLELISM": "1", "AIRFLOW__API_AUTH__JWT_SECRET": "secrets-probe-jwt-secret",
+                "AIRFLOW__CORE__AUTH_MANAGER":
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True", "NO_COLOR": "1"})
+    migrate(env)
+    faults = FaultPlan(error_rate=0.4, errors=("500", "drop", "400_echo", "500_echo"), seed=24)
+    instances = {"plain": "1101000001", "padded": "1101000002", "wrong": "1101000002"}
+    with GreenApiEmulator([EmulatedInstance(instances["plain"], PLAIN_TOKEN, plan="business", faults=faults),
+                           EmulatedInstance(instances["padded"], PADDED_TOKEN, plan="business", faults=faults)],
+                          log_requests=True) as emu:
+        connections = {f"greenapi_{name}": {"conn_type": "greenapi", "host": emu.base_url, "login": instances[name],
+                                            "password": stored, "extra": {"max_retries": 2, "retry_backoff": 0.01,
+                                                                          "monthly_quota": 30000}}
+                       for name, stored in STORED.items()}
+        connections["greenapi_quota_token"] = {**connections["greenapi_padded"],
+                                               "extra": {"monthly_quota": STORED["padded"]}}
+        connections["warehouse"] = {"conn_type": "sqlite", "host": str(warehouse)}
+        (tmp_path / "connections.json").write_text(json.dumps(
+            {conn_id: {**c, "extra": json.dumps(c.get("extra", {}))} for conn_id, c in connections.items()}))
+        imported = subprocess.run([AIRFLOW, "connections", "import", str(tmp_path / "connections.json")], env=env,
+                                  capture_output=True, text=True, timeout=300)
+        assert imported.returncode == 0, imported.stderr[-3000:]
+        with api_server(env, home / "api-server.log") as base_url:
+            run_env = {**env, "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/"}
+            run = subprocess.run([AIRFLOW, "dags", "test", "greenapi_secrets_probe", "2026-12-09", "--use-executor"],
+                                 env=run_env, capture_output=True, text=True, timeout=600)
+            with urllib.request.urlopen(f"{base_url}/auth/token", timeout=30) as answer:
+                token = json.load(answer)["access_token"]
+            view = urllib.request.Request(f"{base_url}/greenapi/quota?warehouse=warehouse&month=2026-12",
+                                          headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(view, timeout=60) as answer:
+                page = answer.read().decode()
+        checked = {name: emu.counters(instance).count("checkWhatsapp") for name, instance in instances.items()}
+        echoed = {e.status for e in emu.journal(instances["padded"], "checkWhatsapp")}
+        # The CLI reads them from the environment too (it does not read connections stored in the database yet).
+        cli_env = {**env, **{f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(c) for conn_id, c in connections.items()}}
+        cli = [subprocess.run([AIRFLOW, "greenapi", "usage", "warehouse", "--month", "2026-12", "--greenapi-conn-id",
+                               conn_id], env=cli_env, capture_output=True, text=True, timeout=300)
+               for conn_id in ("greenapi_padded", "greenapi_quota_token")]
+    logs = [run.stdout, run.stderr, *(p.read_text(errors="replace") for p in home.rglob("*.log"))]
+    with sqlite.connect(home / "airflow.db") as db:
+        states = dict(db.execute("SELECT task_id, state FROM task_instance"))
+        xcoms = [str(row) for row in db.execute("SELECT key, task_id, value FROM xcom")]
+        rendered = [str(row) for row in db.execute(
+            "SELECT task_id, rendered_fields FROM rendered_task_instance_fields")]
+    with sqlite.connect(warehouse) as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        stored_rows = [str(row) for t in tables for row in db.execute(f'SELECT * FROM "{t}"')]
+
+    # The run did what this test needs: both tokens were sent, echoed back, logged by urllib3 at DEBUG.
+    output = "\n".join(logs)
+    assert states == {"check_plain": "success", "check_padded": "success", "check_padded_into_xcom": "success",
+                      "check_wrong_token": "failed"}, output[-4000:]
+    assert checked["plain"] > 0 and checked["padded"] > 0 and {400, 500} <= echoed
+    assert "urllib3.connectionpool" in output and "/checkWhatsapp/***" in output and "apiTokenInstance" in output
+    assert any("results" in x for x in xcoms) and any("checks_padded_20261209" in r for r in rendered)
+    assert cli[0].returncode == 0 and "Instance 1101000002" in cli[0].stdout
+    assert cli[1].returncode != 0 and "monthly_quota must be a number (got a text of" in cli[1].stderr
+    assert "monthly_quota must be a number (got a text of" in page
+    places = {"logs and output": output, "XComs": "\n".join(xcoms), "rendered templates": "\n".join(rendered),
+              "warehouse": "\n".join(stored_rows), "CLI": "".join(c.stdout + c.stderr for c in cli),
+              "quota view": page}
+    hits = {(form, place): text.count(value) for form, value in token_forms().items()
+            for place, text in places.items() if value in text}
+    lines = [line for text in places.values() for line in text.splitlines()
+             if any(value in line for value in token_forms().values())]
+    assert hits == {}, f"token forms found: {hits}\n" + "\n".join(lines[:20])

@@ -9,9 +9,10 @@ import textwrap
 
 import pytest
 
-from airflow_provider_greenapi.emulator import FaultPlan
+from airflow_provider_greenapi.emulator import FaultPlan, airflow_connection
 from tests.airflow_cli import AIRFLOW, migrate, task_tries
 from tests.conftest import ID_INSTANCE, greenapi_connection
+from tests.scripted_server import ScriptedServer
 
 PROBE_DAG = textwrap.dedent('''
     from datetime import timedelta
@@ -68,6 +69,18 @@ def test_a_wrong_token_fails_on_the_first_try_despite_retries(probe_home, emulat
     assert task_tries(env, "greenapi_retry_probe", "check") == ("failed", 1, [])
     assert "AirflowFailException" in output and "apiTokenInstance" in output  # the same clear message
     assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == 0
+
+
+@pytest.mark.slow
+def test_a_tls_certificate_error_fails_on_the_first_try_despite_retries(probe_home):
+    """A self-signed certificate answers every try alike: 1 Airflow try of 1 request (was 3 tries x 6)."""
+    with ScriptedServer(tls=True) as server:
+        env = {k: v for k, v in probe_home.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+        env["AIRFLOW_CONN_GREENAPI_DEFAULT"] = airflow_connection(server.url, ID_INSTANCE, "a-token-0123456789")
+        output = dags_test(env, "greenapi_retry_probe")
+        assert server.connections == 1
+    assert task_tries(env, "greenapi_retry_probe", "check") == ("failed", 1, []), output[-4000:]
+    assert "AirflowFailException" in output and "its TLS certificate is not trusted here" in output
 
 
 @pytest.mark.slow

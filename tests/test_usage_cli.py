@@ -169,3 +169,17 @@ def test_long_dag_and_run_ids_are_shown_whole(airflow_home, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (row,) = [line for line in done.stdout.splitlines() if dag_id in line]
     assert run_id in row and row.split()[-3:] == ["3", "967", "done"]
+
+
+def test_a_token_in_the_quota_extra_is_described_never_printed(airflow_home, tmp_path, emulator):
+    """A token pasted into monthly_quota: the error says what was expected and what the value looked like."""
+    seeded_warehouse(tmp_path / "w.db")
+    for stored in (TOKEN, f"  {TOKEN}\n"):
+        env = {**airflow_home,
+               "AIRFLOW_CONN_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")}),
+               "AIRFLOW_CONN_GREENAPI_DEFAULT": airflow_connection(emulator.base_url, "1101000001", stored,
+                                                                   monthly_quota=stored)}
+        done = run_usage(env, "warehouse", "--month", MONTH, "--greenapi-conn-id", "greenapi_default")
+        assert done.returncode != 0
+        assert f"extra monthly_quota must be a number (got a text of {len(stored)} characters)" in done.stderr
+        assert TOKEN not in done.stdout + done.stderr

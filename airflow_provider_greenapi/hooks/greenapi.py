@@ -17,7 +17,14 @@ from airflow_provider_greenapi.client import GreenApiClient, validate_api_url, v
 from airflow_provider_greenapi.errors import GreenApiConnectionError, GreenApiError
 from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
-from airflow_provider_greenapi.settings import ClientSettings, QuotaSettings, from_extras, settings_of
+from airflow_provider_greenapi.redaction import secret_forms
+from airflow_provider_greenapi.settings import (
+    ClientSettings,
+    QuotaSettings,
+    check_extra_names,
+    from_extras,
+    settings_of,
+)
 
 # GreenApiConnectionError lives in errors.py (a ConfigurationError); importable from here too, as it always was.
 __all__ = ["GreenApiConnectionError", "GreenApiHook"]
@@ -70,15 +77,19 @@ class GreenApiHook(BaseHook):
         if conn.password:
             from airflow.sdk.log import mask_secret
 
-            mask_secret(conn.password)
+            for form in secret_forms(conn.password):  # as stored, stripped as sent, percent-encoded
+                mask_secret(form)
         return conn
 
     @cached_property
     def extras(self) -> dict[str, Any]:
-        """The connection's extras, accepting both plain names and the ``extra__greenapi__`` prefix."""
+        """The connection's extras, accepting both plain names and the ``extra__greenapi__`` prefix; an extra
+        that is no setting is refused (settings.check_extra_names)."""
         raw = self._connection.extra_dejson or {}
         prefix = f"extra__{self.conn_type}__"
-        return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in raw.items()}
+        extras = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in raw.items()}
+        self._checked(check_extra_names, extras)
+        return extras
 
     @cached_property
     def api_url(self) -> str:
