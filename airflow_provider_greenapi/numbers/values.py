@@ -172,8 +172,8 @@ def read_value(value: object) -> Digits:
         return Digits(raw, str(int(value)), False, None)
     if isinstance(value, float):
         return Digits(raw, "", False, "a float is not accepted (floats lose digits): send numbers as text or integers")
-    if isinstance(value, (bytes, bytearray, memoryview)):  # shown as bytes (a memoryview's str is an address)
-        shown = repr(bytes(value)[:MAX_INPUT_CHARS])
+    if isinstance(value, (bytes, bytearray, memoryview)):  # a memoryview's str is an address: show its bytes
+        shown = repr(bytes(value)[:MAX_INPUT_CHARS]) if isinstance(value, memoryview) else raw
         return Digits(shown, "", False, "bytes are not accepted: decode them to text first")
     if isinstance(value, Decimal):
         if not value.is_finite() or value != value.to_integral_value():
