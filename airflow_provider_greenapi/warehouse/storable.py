@@ -26,12 +26,14 @@ def _escape(match: re.Match[str]) -> str:
 
 def storable_text(text: str) -> str:
     """``text`` with each NUL and lone surrogate written as its escape."""
+    if text.isascii() and "\x00" not in text:  # nearly every value: no regular expression
+        return text
     return text if _UNSTORABLE.search(text) is None else _UNSTORABLE.sub(_escape, text)
 
 
 def key_problem(key: str, max_chars: int) -> str | None:
     """Why ``key`` cannot be stored as it is in a key column of ``max_chars``, or None."""
-    found = _UNSTORABLE.search(key)
+    found = None if key.isascii() and "\x00" not in key else _UNSTORABLE.search(key)
     if found is not None:
         return ("contains a NUL character" if found.group() == "\x00"
                 else "contains text that is not valid UTF-8 (a lone surrogate)")
