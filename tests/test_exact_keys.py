@@ -4,11 +4,14 @@ through the real operator, the emulator and the real warehouses."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from types import SimpleNamespace
 
 import pytest
 
+from airflow_provider_greenapi._compat import AirflowFailException
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 
 # Pairs a case-, accent- or pad-insensitive collation takes for one key, each pair sharing a number (one person
@@ -75,14 +78,40 @@ def test_an_older_case_insensitive_table_is_converted_in_place(greenapi_conn, ma
     when a task next opens them (a warning says so); their rows are kept."""
     run_both(context)
     warehouse = mariadb_default_collation
-    for table in ("keyed", "texts"):  # rows a ci collation cannot hold apart
-        warehouse.execute(f"DELETE FROM {table}")
-    tables = sorted({table for table, _ in _collations(warehouse)})
-    for table in tables:  # what an older version left: the tables in the database's insensitive collation
-        warehouse.execute(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    _make_older(warehouse)
     assert {collation for _, collation in _collations(warehouse)} == {"utf8mb4_general_ci"}
     caplog.set_level(logging.WARNING)
     run_both(context)
     assert_each_key_joins_back(warehouse)
     assert {collation for _, collation in _collations(warehouse)} == {"utf8mb4_nopad_bin"}
     assert "converted" in caplog.text and "utf8mb4_nopad_bin" in caplog.text
+
+
+def _make_older(warehouse) -> None:
+    """What an older version left: the tables in the database's insensitive collation (rows a ci collation
+    cannot hold apart deleted first)."""
+    for table in ("keyed", "texts"):
+        warehouse.execute(f"DELETE FROM {table}")
+    for table in sorted({table for table, _ in _collations(warehouse)}):
+        warehouse.execute(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+
+
+@pytest.mark.mysql
+def test_an_older_table_a_user_may_not_alter_is_refused_with_the_statement_to_run(
+        greenapi_conn, mariadb_default_collation, mariadb, context, monkeypatch):
+    """A user without the ALTER privilege cannot convert an older table: the task fails at once (no retry can
+    fix it) with the statement to run, and nothing is merged meanwhile."""
+    run_both(context)
+    warehouse = mariadb_default_collation
+    _make_older(warehouse)
+    database = json.loads(warehouse.airflow_uri)["schema"]
+    user = f"u_{database[-10:]}"
+    warehouse.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'limited-pw'")
+    warehouse.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, INDEX ON `{database}`.* TO '{user}'@'%'")
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({**json.loads(warehouse.airflow_uri), "login": user,
+                                                             "password": "limited-pw"}))
+    assert os.environ["AIRFLOW_CONN_WAREHOUSE"] != warehouse.airflow_uri
+    with pytest.raises(AirflowFailException, match=r"may not alter it.*ALTER TABLE `keyed` CONVERT TO CHARACTER "
+                                                   r"SET utf8mb4 COLLATE utf8mb4_nopad_bin"):
+        run_both(context)
+    assert warehouse.fetch_all("SELECT COUNT(*) FROM keyed") == [(0,)]

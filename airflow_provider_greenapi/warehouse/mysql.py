@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_greenapi.errors import ConfigurationError
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 _LOCK_WAIT_SECONDS = 120
 # Binary and NO PAD, best first: MariaDB 10.2+, MySQL 8. utf8mb4_bin (MySQL 5.7) pads: trailing spaces are ignored.
 _EXACT_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
 _FALLBACK_COLLATION = "utf8mb4_bin"
+_NOT_ALLOWED = (1044, 1142)  # access denied to the database, ALTER command denied
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,17 @@ class MySQLEngine(Engine):
                 "Table %s compares text by %s, which takes keys differing only by case, accent or trailing space "
                 "for one: converted it in place to %s (once; rows merged before stay merged, a rerun restores "
                 "them).", table, ", ".join(sorted({f"{c} ({n})" for n, c in loose})), collation)
-            cursor.execute(f"ALTER TABLE {self.table_name(table)} CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}")
+            statement = f"ALTER TABLE {self.table_name(table)} CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}"
+            try:
+                cursor.execute(statement)
+            except Exception as error:
+                if not error.args or error.args[0] not in _NOT_ALLOWED:
+                    raise
+                raise ConfigurationError(
+                    f"Table {table} must be converted to compare keys exactly, and this connection's user may not "
+                    f"alter it ({error.args[-1]}). Run once, as a user who may: {statement}; or choose another "
+                    "destination table."
+                ) from None
 
     def index_missing(self, cursor: Any, table: str, index: str) -> bool:
         schema, _, base = table.rpartition(".")
