@@ -7,6 +7,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow_provider_greenapi.errors import ConfigurationError, retry_can_fix
+from airflow_provider_greenapi.numbers.values import safe_str
 
 InputRow = tuple[object, str]  # (the raw phone number, the source key or "")
 
@@ -15,7 +16,7 @@ def numbers_from_value(value: object) -> Iterator[InputRow]:
     """Inputs from a list/tuple of numbers, or a mapping of source key -> number (to join results back)."""
     if isinstance(value, Mapping):
         for key, number in value.items():
-            yield number, str(key)
+            yield number, key_text(key)
         return
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise TypeError(
@@ -86,5 +87,16 @@ def _rows(cursor: Any, phone_column: str | None, key_column: str | None, chunk_s
     key_at = position(key_column, "source key") if key_column else None
     while rows := cursor.fetchmany(chunk_size):
         for row in rows:
-            key = "" if key_at is None or row[key_at] is None else str(row[key_at])
-            yield row[phone_at], key
+            yield row[phone_at], "" if key_at is None else key_text(row[key_at])
+
+
+def key_text(value: object) -> str:
+    """A source key as text: bytes are decoded (undecodable ones escaped, then reported by the store), NULL is
+    the empty key."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return safe_str(value)

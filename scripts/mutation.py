@@ -58,6 +58,8 @@ LINEAGE = "tests/test_lineage.py"
 USAGE_CLI = "tests/test_usage_cli.py"
 QUOTA_VIEW = "tests/test_quota_view.py"
 WH_ERRORS = "tests/test_warehouse_errors.py"
+POISON = "tests/test_poison_inputs.py"
+EXACT = "tests/test_exact_keys.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- errors: what is retried, what stops a run --------------------------------------------------------
@@ -193,6 +195,23 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("store: a number the run has seen is a duplicate", f"{PKG}/warehouse/store.py",
              "            if normalized.digits is not None:\n                seen.add(normalized.digits)",
              "            if False:\n                seen.add(normalized.digits)", (STORE,)),
+    Mutation("store: a NUL byte is stored as invalid (stored text is escaped)", f"{PKG}/warehouse/storable.py",
+             "return text if _UNSTORABLE.search(text) is None else _UNSTORABLE.sub(_escape, text)", "return text",
+             (f"{POISON}::test_poison_values_from_a_list_are_stored_invalid_and_the_run_goes_on[duckdb]",)),
+    Mutation("store: a source key that cannot be stored is reported invalid", f"{PKG}/warehouse/store.py",
+             "    if problem is None:\n        return item", "    if True:\n        return item",
+             (f"{POISON}::test_a_source_key_that_cannot_be_stored_is_reported_invalid_under_an_escaped_key[sqlite]",)),
+    Mutation("sqlite: source text that is not UTF-8 is read escaped, not a failed fetch", f"{PKG}/warehouse/sqlite.py",
+             "connection.text_factory = _LENIENT_TEXT", "pass",
+             (f"{POISON}::test_poison_rows_of_a_sql_source_are_stored_invalid_and_the_run_goes_on[sqlite]",)),
+    # --- MySQL / MariaDB: text compares exactly whatever the database's default collation --------------------
+    Mutation("mysql: keys compare exactly on MariaDB (a binary collation that does not pad)",
+             f"{PKG}/warehouse/mysql.py", '_EXACT_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")',
+             '_EXACT_COLLATIONS = ("utf8mb4_bin", "utf8mb4_bin")',
+             (f"{EXACT}::test_keys_compare_exactly_in_a_default_collation_mariadb_database",)),
+    Mutation("mysql: an older case-insensitive table is converted in place", f"{PKG}/warehouse/mysql.py",
+             "        if loose:", "        if False:",
+             (f"{EXACT}::test_an_older_case_insensitive_table_is_converted_in_place",)),
     # --- ledger: count before send, the quota cap ---------------------------------------------------------
     Mutation("ledger: the monthly quota caps the count", f"{PKG}/warehouse/ledger.py",
              'cap = f" AND calls + {p} <= {p}"', 'cap = f" AND calls + {p} <= {p} + 1"', (LEDGER,)),

@@ -179,8 +179,10 @@ def _require(module: str, extra: str) -> None:
                     f"(pip install '.[{extra}]' or scripts/install-engine-test-deps.sh)")
 
 
-def make_warehouse(engine: str, tmp_path, request, monkeypatch, conn_id: str = "warehouse") -> Warehouse:
-    """A fresh database of ``engine`` as the Airflow connection ``conn_id`` (set with monkeypatch)."""
+def make_warehouse(engine: str, tmp_path, request, monkeypatch, conn_id: str = "warehouse",
+                   mysql_collation: str | None = "utf8mb4_bin") -> Warehouse:
+    """A fresh database of ``engine`` as the Airflow connection ``conn_id`` (set with monkeypatch); a MariaDB
+    database gets ``mysql_collation`` (None: the server's default, as a plain ``CREATE DATABASE``)."""
     if engine == "sqlite":
         path = str(tmp_path / f"{conn_id}.db")
         uri = json.dumps({"conn_type": "sqlite", "host": path})
@@ -204,7 +206,7 @@ def make_warehouse(engine: str, tmp_path, request, monkeypatch, conn_id: str = "
                               json.dumps({"conn_type": "duckdb", "host": path}))
     elif engine == "mysql":
         mysql: MariaDBServer = request.getfixturevalue("mariadb")
-        name = mysql.create_database()
+        name = mysql.create_database(collation=mysql_collation)
         warehouse = Warehouse("mysql", conn_id, lambda: mysql.connect(name), mysql.airflow_conn(name))
     elif engine == "snowflake":
         snow: FakesnowServer = request.getfixturevalue("fakesnow")
@@ -236,3 +238,10 @@ def warehouse(request, tmp_path, monkeypatch) -> Warehouse:
 def any_warehouse(request, tmp_path, monkeypatch) -> Warehouse:
     """All five engines; a test opts in by asking for this fixture instead of ``warehouse``."""
     return make_warehouse(request.param, tmp_path, request, monkeypatch)
+
+
+@pytest.fixture(params=[None, "utf8mb4_general_ci"], ids=["server-default", "utf8mb4_general_ci"])
+def mariadb_default_collation(request, tmp_path, monkeypatch) -> Warehouse:
+    """A MariaDB database with a case- and accent-insensitive default collation, as most servers create one:
+    the server's own default (latin1_swedish_ci here) and utf8mb4_general_ci (Debian's and many hosts')."""
+    return make_warehouse("mysql", tmp_path, request, monkeypatch, mysql_collation=request.param)

@@ -4,7 +4,7 @@ on a free loopback port, for the tests. The machine's own MariaDB service (if an
     reason = why_unavailable()            # None, or why the tests must skip
     cluster = MariaDBCluster()
     server = cluster.start()              # MariaDBServer: host, port, user, password, database
-    name = server.create_database()       # a fresh, empty database
+    name = server.create_database()       # a fresh, empty database (binary; collation=None: the server's default)
     server.airflow_conn(name)             # AIRFLOW_CONN_* value (JSON, conn_type mysql)
     server.connect(name)                  # a MySQLdb (mysqlclient) connection
     cluster.close()                       # stop the server, delete its files
@@ -52,12 +52,14 @@ class MariaDBServer:
         return MySQLdb.connect(host=self.host, port=self.port, user=self.user, password=self.password,
                                database=database or self.database, **options)
 
-    def create_database(self, name: str | None = None) -> str:
-        """A fresh, empty database (utf8mb4); its name."""
+    def create_database(self, name: str | None = None, collation: str | None = "utf8mb4_bin") -> str:
+        """A fresh, empty database (utf8mb4, ``collation``; None: the server's default character set and
+        collation, as a plain ``CREATE DATABASE`` gets); its name."""
         name = name or f"t_{uuid.uuid4().hex[:12]}"
+        options = f" CHARACTER SET utf8mb4 COLLATE {collation}" if collation else ""
         admin = self.connect()
         try:
-            admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            admin.cursor().execute(f"CREATE DATABASE `{name}`{options}")
         finally:
             admin.close()
         return name

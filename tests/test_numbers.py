@@ -322,6 +322,9 @@ INVALID_CASES = [
     (Decimal("-79001234567"), None, "-79001234567", "negative"),
     (b"79001234567", None, "b'79001234567'", "bytes"),
     (bytearray(b"79001234567"), None, "bytearray(b'79001234567')", "bytes"),
+    (memoryview(b"79001234567"), None, "b'79001234567'", "bytes"),  # its bytes, not its address: the same each run
+    ("79001234567\x00", None, "79001234567\x00", "a NUL character"),
+    ("790012\udcff34567", None, "790012\udcff34567", "not valid UTF-8"),
     ([79001234567], None, "[79001234567]", "unsupported type list"),
     ({"phone": 1}, None, "{'phone': 1}", "unsupported type dict"),
     (object, None, "<class 'object'>", "unsupported type"),

@@ -68,6 +68,10 @@ def _to_ascii(text: str) -> str:
 
 
 def _bad_character_reason(text: str) -> str:
+    if "\x00" in text:
+        return "contains a NUL character (binary data, not text)"
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        return "contains bytes that are not valid UTF-8 text (a lone surrogate): fix the text's encoding in the source"
     for char in text:
         if char.isalpha():
             return "contains letters"
@@ -168,8 +172,9 @@ def read_value(value: object) -> Digits:
         return Digits(raw, str(int(value)), False, None)
     if isinstance(value, float):
         return Digits(raw, "", False, "a float is not accepted (floats lose digits): send numbers as text or integers")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return Digits(raw, "", False, "bytes are not accepted: decode them to text first")
+    if isinstance(value, (bytes, bytearray, memoryview)):  # a memoryview's str is an address: show its bytes
+        shown = repr(bytes(value)[:MAX_INPUT_CHARS]) if isinstance(value, memoryview) else raw
+        return Digits(shown, "", False, "bytes are not accepted: decode them to text first")
     if isinstance(value, Decimal):
         if not value.is_finite() or value != value.to_integral_value():
             return Digits(raw, "", False, "a non-integer Decimal is not a phone number")

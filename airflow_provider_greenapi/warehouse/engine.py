@@ -195,12 +195,22 @@ class Engine:
         cursor = connection.cursor()
         try:
             with self.schema_lock(cursor, table):
-                cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.table_name(table)} ({columns})")
+                cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.table_name(table)} ({columns})"
+                               f"{self.table_options(cursor)}")
+                self.make_text_exact(cursor, table)
                 if then is not None:
                     then(cursor)
         finally:
             cursor.close()
         connection.commit()
+
+    def table_options(self, cursor: Any) -> str:
+        """What follows CREATE TABLE's column list: MySQL names the collation that compares text exactly."""
+        return ""
+
+    def make_text_exact(self, cursor: Any, table: str) -> None:
+        """Make an existing table's text columns compare exactly as stored (MySQL converts a table an older
+        version created in the database's case-insensitive collation); other engines already do."""
 
     def index_missing(self, cursor: Any, table: str, index: str) -> bool:
         """False when ``index`` of ``table`` exists (engines whose CREATE INDEX IF NOT EXISTS would wait)."""

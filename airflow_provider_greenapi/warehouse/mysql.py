@@ -1,17 +1,32 @@
 """MySQL and MariaDB (the mysql provider, mysqlclient): ON DUPLICATE KEY UPDATE, sized VARCHAR keys,
-DATETIME(6) in UTC, BOOLEAN as tinyint(1), server-side cursors for sources."""
+DATETIME(6) in UTC, BOOLEAN as tinyint(1), server-side cursors for sources, and text that compares exactly.
+
+A table takes its database's default collation unless told otherwise, and that default is usually case-,
+accent- and pad-insensitive (``utf8mb4_general_ci``, ``latin1_swedish_ci``): ``C-17`` and ``c-17``, ``Jose``
+and ``José``, ``k9`` and ``k9 `` would be one key. Every table of the provider is therefore created in a binary
+collation that does not pad (``utf8mb4_nopad_bin`` on MariaDB, ``utf8mb4_0900_bin`` on MySQL 8), and a table an
+older version created otherwise is converted in place when a task opens it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_greenapi.errors import ConfigurationError
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 _LOCK_WAIT_SECONDS = 120
 _STATEMENT_TIMEOUTS = (1969, 3024)  # MariaDB's ER_STATEMENT_TIMEOUT, MySQL's ER_QUERY_TIMEOUT
+# Binary and NO PAD, best first: MariaDB 10.2+, MySQL 8. utf8mb4_bin (MySQL 5.7) pads: trailing spaces are ignored.
+_EXACT_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
+_FALLBACK_COLLATION = "utf8mb4_bin"
+_NOT_ALLOWED = (1044, 1142)  # access denied to the database, ALTER command denied
+
+log = logging.getLogger(__name__)
 
 
 class MySQLEngine(Engine):
@@ -67,6 +82,42 @@ class MySQLEngine(Engine):
         finally:
             cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
             cursor.fetchall()
+
+    def exact_collation(self, cursor: Any) -> str:
+        """The server's binary, non-padding utf8mb4 collation (utf8mb4_bin where it has none)."""
+        cursor.execute("SELECT collation_name FROM information_schema.collations WHERE collation_name IN (%s, %s)",
+                       _EXACT_COLLATIONS)
+        found = {str(row[0]) for row in cursor.fetchall()}
+        return next((c for c in _EXACT_COLLATIONS if c in found), _FALLBACK_COLLATION)
+
+    def table_options(self, cursor: Any) -> str:
+        return f" CHARACTER SET utf8mb4 COLLATE {self.exact_collation(cursor)}"
+
+    def make_text_exact(self, cursor: Any, table: str) -> None:
+        collation = self.exact_collation(cursor)
+        schema, _, base = table.rpartition(".")
+        cursor.execute(
+            "SELECT column_name, collation_name FROM information_schema.columns WHERE table_schema = "
+            "COALESCE(%s, DATABASE()) AND table_name = %s AND collation_name IS NOT NULL AND collation_name <> %s",
+            (schema or None, base, collation),
+        )
+        loose = cursor.fetchall()
+        if loose:  # a binary collation tells apart what the old one merged: the conversion cannot collide
+            log.warning(
+                "Table %s compares text by %s, which takes keys differing only by case, accent or trailing space "
+                "for one: converted it in place to %s (once; rows merged before stay merged, a rerun restores "
+                "them).", table, ", ".join(sorted({f"{c} ({n})" for n, c in loose})), collation)
+            statement = f"ALTER TABLE {self.table_name(table)} CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}"
+            try:
+                cursor.execute(statement)
+            except Exception as error:
+                if not error.args or error.args[0] not in _NOT_ALLOWED:
+                    raise
+                raise ConfigurationError(
+                    f"Table {table} must be converted to compare keys exactly, and this connection's user may not "
+                    f"alter it ({error.args[-1]}). Run once, as a user who may: {statement}; or choose another "
+                    "destination table."
+                ) from None
 
     def index_missing(self, cursor: Any, table: str, index: str) -> bool:
         schema, _, base = table.rpartition(".")

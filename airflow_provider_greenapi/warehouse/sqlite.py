@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +13,9 @@ from airflow_provider_greenapi.errors import ConfigurationError
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
 
 _TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # sorts as text in time order
+# TEXT that is not UTF-8 (another program wrote it) fails the whole fetch with the default text factory: read
+# the bad bytes as lone surrogates instead, so that one value is reported invalid (storable.py escapes them).
+_LENIENT_TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
 
 
 class SQLiteEngine(Engine):
@@ -44,6 +48,11 @@ class SQLiteEngine(Engine):
 
     def lineage_default_schema(self, hook: Any, conn: Any) -> str | None:
         return "main"  # SQLite's name for the connection's own file (an attached file is another schema)
+
+    def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
+        if isinstance(connection, sqlite3.Connection):
+            connection.text_factory = _LENIENT_TEXT  # the same str as the default's for valid UTF-8
+        return connection.cursor
 
     def shares_source_connection(self) -> bool:
         return True  # one file read and written by two connections of one task would lock itself out

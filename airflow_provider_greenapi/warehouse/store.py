@@ -20,6 +20,7 @@ from typing import Any
 from airflow_provider_greenapi.numbers import NormalizedNumber
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
+from airflow_provider_greenapi.warehouse.storable import key_problem, storable_key, storable_text, unstorable_key_reason
 
 _MAX_STORED_TEXT = 200
 _KEY_LENGTHS = {"phone_number": 200, "source_key": 255, "staged_by": 64}  # where an engine needs a length
@@ -152,6 +153,7 @@ class ResultsStore:
         the rest queued. An input whose number this run has already seen counts as a duplicate (checked
         once); under a new source key it still gets its own row, so the answer joins back to every key."""
         counts = StageCounts(inputs=len(inputs))
+        inputs = [_with_storable_key(i) for i in inputs]
         numbers = sorted({i.number.digits for i in inputs if i.number.digits})
         existing = self._rows_for(numbers + [_invalid_key(i.number) for i in inputs if not i.number.digits])
         freshest = _freshest_answers(existing.values(), freshness.cutoffs(now), self.engine)
@@ -170,7 +172,7 @@ class ResultsStore:
                 seen.add(normalized.digits)
             if repeated_key:
                 continue
-            raw = normalized.raw[:_MAX_STORED_TEXT]
+            raw = storable_text(normalized.raw[: _MAX_STORED_TEXT * 2])[:_MAX_STORED_TEXT]
             if normalized.digits is None:
                 counts.invalid += 1
                 rows[key] = self._row(key, raw, CheckStatus.INVALID.value, None, None, normalized.reason,
@@ -377,7 +379,19 @@ def _distinct_numbers(records: list[Any]) -> list[str]:
 
 
 def _invalid_key(number: NormalizedNumber) -> str:
-    return number.raw.strip()[:_MAX_STORED_TEXT]
+    """An invalid value's row key: its text, stripped, storable (storable.py) and cut to the column."""
+    return storable_text(number.raw.strip()[: _MAX_STORED_TEXT * 2])[:_MAX_STORED_TEXT]
+
+
+def _with_storable_key(item: StagedInput) -> StagedInput:
+    """``item``, or, when its source key cannot be stored as it is, the input made invalid under the key
+    escaped (storable.py)."""
+    limit = _KEY_LENGTHS["source_key"]
+    problem = key_problem(item.source_key, limit)
+    if problem is None:
+        return item
+    number = NormalizedNumber(item.number.raw, None, unstorable_key_reason(problem))
+    return StagedInput(number, storable_key(item.source_key, limit))
 
 
 def _freshest_answers(
