@@ -115,6 +115,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("rate limiter: pause holds every caller back", f"{PKG}/rate_limit.py",
              "self._next_slot = max(self._next_slot, self._clock() + seconds)", "self._next_slot = self._next_slot",
              (CLIENT,)),
+    Mutation("in-flight window: a request's wait is sized with the same headroom as the average",
+             f"{PKG}/in_flight.py", "wanted = self.pace * max(self.latency, waited) * HEADROOM",
+             "wanted = max(self.pace * self.latency * HEADROOM, self.pace * waited)",
+             ("tests/test_pace.py::test_slow_answers_get_the_full_pace_from_the_first_second",)),
     # --- the run pipeline: each number once, budget, transient -> error, stop on failure -------------------
     Mutation("pipeline: a sent, uncommitted number is not taken again", f"{PIPELINE}/run_queue.py",
              "                if number not in self._taken:", "                if True:",
