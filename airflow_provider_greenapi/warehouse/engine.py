@@ -76,6 +76,8 @@ class Engine:
     # costs tens of milliseconds or more and DML locks the table, reserves them in blocks, and its engine
     # overrides the writes (upsert, update_matching) to move a whole chunk in one statement.
     ledger_block: ClassVar[int] = 1
+    # How upsert writes a chunk of rows: each engine module declares its own fastest path (docs/warehouses.md).
+    write_path: ClassVar[str] = "INSERT ... ON CONFLICT DO UPDATE through executemany, in the caller's transaction"
 
     # --- names and values -------------------------------------------------------------------------------
 
@@ -209,6 +211,23 @@ class Engine:
                 cursor.executemany(
                     f"UPDATE {self.table_name(table)} SET {sets} WHERE {match} = {p} AND {not_null} IS NOT NULL", rows
                 )
+
+
+def one_per_key(rows: Sequence[Row], columns: Sequence[str], key: Sequence[str]) -> list[Row]:
+    """``rows`` with one row per key: the last one given, at the place of the first (what a row-by-row upsert
+    leaves behind). A set-based write (one INSERT ... SELECT, one MERGE) refuses to touch a row twice."""
+    positions = [list(columns).index(c) for c in key]
+    at: dict[tuple[Any, ...], int] = {}
+    kept: list[Row] = []
+    for row in rows:
+        k = tuple(row[i] for i in positions)
+        index = at.get(k)
+        if index is None:
+            at[k] = len(kept)
+            kept.append(row)
+        else:
+            kept[index] = row
+    return kept
 
 
 def engine_names() -> str:
