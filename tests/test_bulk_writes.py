@@ -108,6 +108,7 @@ def test_a_bulk_write_of_inserts_and_updates_mixed_leaves_what_row_by_row_writes
         # half updates, half inserts; one key given twice (the last one wins); in two calls before one commit
         second = [row(i, 2) for i in range(n // 2, n + n // 2)]
         second.append(row(n, 3))
+        second.append(row(n // 2, 6))  # a key of the first call written again by the second, in one transaction
         upsert(engine, connection, second[: n // 3], commit=False)
         upsert(engine, connection, second[n // 3 :])
         expected.update({(r[0], r[1]): r for r in second})
