@@ -46,11 +46,13 @@ class InFlightWindow:
 
     @property
     def need(self) -> int:
-        """Requests in flight the pace needs at the estimated answer time, with headroom; and never fewer than
-        the pace needs to keep sending while the oldest request in flight waits (the average lags behind
-        when answers slow down, and at the start only the fast answers are back)."""
+        """Requests in flight the pace needs at the estimated answer time, with headroom. The oldest request in
+        flight has waited ``oldest_wait``: answers take at least that long, so the need is sized, with the same
+        headroom, for the longer of the two (the average lags behind when answers slow down, and at the start
+        it is a guess, then only the fast answers are back: sized for the wait alone, the window would only
+        just keep up with the pace, and a run at 2 s answers lost its first seconds)."""
         waited = min(self.oldest_wait, STRAGGLER * self.latency)
-        wanted = max(self.pace * self.latency * HEADROOM, self.pace * waited)
+        wanted = self.pace * max(self.latency, waited) * HEADROOM
         return math.ceil(min(wanted, float(self.cap)) - 1e-6) + 1  # 3.0000000004 is 3
 
     def observe(self, answers: int = 0, answer_seconds: float = 0.0, pushbacks: int = 0,

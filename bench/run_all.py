@@ -227,6 +227,19 @@ def engines_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def rerun_rows(r: dict[str, Any]) -> list[Row]:
+    """Rows of bench_rerun.py: per engine, the first run, the reruns and their floor (issue 25's goals)."""
+    from bench_rerun import goals
+
+    rows = []
+    for e in r["engines"]:
+        for case, figure, baseline, goal, ok in goals(e):
+            info = goal.startswith("(info")
+            rows.append(Row(f"rerun, {e['engine']} ({e['rows']:,} contacts): {case}", figure, baseline, "-", goal,
+                            "info" if info else _verdict(ok)))
+    return rows
+
+
 # --- running ------------------------------------------------------------------------------------------------
 
 
@@ -305,6 +318,10 @@ def main() -> int:
     parser.add_argument("--normalising-numbers", type=int, default=100_000,
                         help="inputs per kind of bench_numbers.py")
     parser.add_argument("--engine-rows", type=int, default=100_000, help="rows staged per engine (bench_engines.py)")
+    parser.add_argument("--rerun-rows", type=int, default=100_000,
+                        help="contacts per engine of bench_rerun.py (the full size: 1000000)")
+    parser.add_argument("--rerun-snowflake-rows", type=int, default=2_000,
+                        help="contacts of bench_rerun.py on fakesnow")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the benches, not figures")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
     parser.add_argument("--json-out", type=Path, help="also write every case's raw result as JSON to this file")
@@ -315,6 +332,7 @@ def main() -> int:
         args.latency_numbers = 30
         args.memory_sizes, args.memory_checks = [1000, 20000], 100
         args.engine_rows = 2000
+        args.rerun_rows, args.rerun_snowflake_rows = 2000, 200
         args.normalising_numbers = 2000
 
     baseline = min(5_000, args.overhead_numbers)
@@ -349,6 +367,10 @@ def main() -> int:
         "bench_engines.py", ["--rows", str(args.engine_rows), "--numbers", str(args.paced_numbers)], log,
         1800 + args.engine_rows / 20),
         engines_rows))
+    plan.append(("rerun", lambda log: run_case(
+        "bench_rerun.py", ["--rows", str(args.rerun_rows), "--snowflake-rows", str(args.rerun_snowflake_rows)], log,
+        3600 + args.rerun_rows / 20),
+        rerun_rows))
     if (HERE / "bench_scale_out.py").exists():
         scale_args = ["--per-instance", "30"] if args.quick else []
         plan.append(("scale-out", lambda log: run_case("bench_scale_out.py", scale_args, log, 1200), scale_out_rows))

@@ -132,6 +132,19 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("rate limiter: pause holds every caller back", f"{PKG}/rate_limit.py",
              "self._next_slot = max(self._next_slot, self._clock() + seconds)", "self._next_slot = self._next_slot",
              (CLIENT,)),
+    Mutation("in-flight window: a request's wait is sized with the same headroom as the average",
+             f"{PKG}/in_flight.py", "wanted = self.pace * max(self.latency, waited) * HEADROOM",
+             "wanted = max(self.pace * self.latency * HEADROOM, self.pace * waited)",
+             ("tests/test_pace.py::test_slow_answers_get_the_full_pace_from_the_first_second",)),
+    # --- bulk writes (engine modules): the same rows as a row-by-row upsert, whatever the path -------------
+    Mutation("engine: a set-based write keeps the last row of a key given twice", f"{PKG}/warehouse/engine.py",
+             "            kept[index] = row", "            pass",
+             ("tests/test_bulk_writes.py::test_a_bulk_write_of_inserts_and_updates_mixed_leaves_what_row_by_row_"
+              "writes_would",)),
+    Mutation("duckdb: without pyarrow the write falls back to multi-row INSERTs", f"{PKG}/warehouse/duckdb.py",
+             "    except ImportError:\n        return None\n    arrays = []",
+             "    except ImportError:\n        raise\n    arrays = []",
+             ("tests/test_bulk_writes.py::test_duckdb_without_pyarrow_falls_back_to_multi_row_inserts",)),
     # --- the run pipeline: each number once, budget, transient -> error, stop on failure -------------------
     Mutation("pipeline: a sent, uncommitted number is not taken again", f"{PIPELINE}/run_queue.py",
              "                if number not in self._taken:", "                if True:",

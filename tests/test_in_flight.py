@@ -28,8 +28,8 @@ def test_the_window_follows_the_pace():
 
 def test_a_request_waiting_long_widens_the_window_before_its_answer_is_back():
     window = InFlightWindow(pace=10, cap=64)
-    assert window.observe(oldest_wait=1.8) == 19  # the 1 s estimate would say 16
-    assert window.observe(oldest_wait=30.0) == 21  # a straggler counts for at most twice the estimate
+    assert window.observe(oldest_wait=1.8) == 28  # 10/s x 1.8 s x 1.5 + 1; the 1 s estimate would say 16
+    assert window.observe(oldest_wait=30.0) == 31  # a straggler counts for at most twice the estimate
     assert window.observe(oldest_wait=0.0) == 16
 
 

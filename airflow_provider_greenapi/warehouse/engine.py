@@ -99,6 +99,8 @@ class Engine:
     # names are at most 63 characters on every engine (check_table_name: PostgreSQL's limit, the smallest);
     # a name the provider derives, as an index's, is fitted to this (index_name).
     max_identifier_length: ClassVar[int | None] = 63
+    # How upsert writes a chunk of rows: each engine module declares its own fastest path (docs/warehouses.md).
+    write_path: ClassVar[str] = "INSERT ... ON CONFLICT DO UPDATE through executemany, in the caller's transaction"
 
     # --- names and values -------------------------------------------------------------------------------
 
@@ -261,6 +263,23 @@ class Engine:
                 cursor.executemany(
                     f"UPDATE {self.table_name(table)} SET {sets} WHERE {match} = {p} AND {not_null} IS NOT NULL", rows
                 )
+
+
+def one_per_key(rows: Sequence[Row], columns: Sequence[str], key: Sequence[str]) -> list[Row]:
+    """``rows`` with one row per key: the last one given, at the place of the first (what a row-by-row upsert
+    leaves behind). A set-based write (one INSERT ... SELECT, one MERGE) refuses to touch a row twice."""
+    positions = [list(columns).index(c) for c in key]
+    at: dict[tuple[Any, ...], int] = {}
+    kept: list[Row] = []
+    for row in rows:
+        k = tuple(row[i] for i in positions)
+        index = at.get(k)
+        if index is None:
+            at[k] = len(kept)
+            kept.append(row)
+        else:
+            kept[index] = row
+    return kept
 
 
 def engine_names() -> str:

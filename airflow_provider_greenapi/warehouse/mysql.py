@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_greenapi.errors import ConfigurationError
-from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, Row
 
 _LOCK_WAIT_SECONDS = 120
 _STATEMENT_TIMEOUTS = (1969, 3024)  # MariaDB's ER_STATEMENT_TIMEOUT, MySQL's ER_QUERY_TIMEOUT
@@ -25,6 +25,7 @@ _STATEMENT_TIMEOUTS = (1969, 3024)  # MariaDB's ER_STATEMENT_TIMEOUT, MySQL's ER
 _EXACT_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
 _FALLBACK_COLLATION = "utf8mb4_bin"
 _NOT_ALLOWED = (1044, 1142)  # access denied to the database, ALTER command denied
+_MAX_STATEMENT_BYTES = 16 * 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class MySQLEngine(Engine):
     timestamp_type = "DATETIME(6)"  # no time zone: values are UTC; TIMESTAMP would end in 2038
     boolean_type = "BOOLEAN"  # tinyint(1): reads back as 0/1
     max_identifier_length = 64  # characters; a longer index name fails ("Identifier name ... is too long")
+    write_path = ("multi-row INSERT ... VALUES (...), (...) ON DUPLICATE KEY UPDATE, each statement under a quarter "
+                  "of max_allowed_packet")
 
     def quote(self, identifier: str) -> str:
         return f"`{identifier}`"
@@ -142,6 +145,30 @@ class MySQLEngine(Engine):
             f"ON DUPLICATE KEY UPDATE {first} = {first}",  # INSERT IGNORE would also hide other errors
             row,
         )
+
+    def upsert(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], rows: list[Row]) -> None:
+        """Multi-row ``INSERT ... VALUES (...), (...) ON DUPLICATE KEY UPDATE``, each statement under a quarter
+        of the server's ``max_allowed_packet`` (and 16 MiB), rows in the order given (locked in that order). A
+        key given twice is written twice, as one statement per row would."""
+        if not rows:
+            return
+        cursor.execute("SELECT @@max_allowed_packet")
+        budget = min(int(cursor.fetchone()[0]) // 4, _MAX_STATEMENT_BYTES)
+        mark = "(" + ", ".join([self.placeholder] * len(columns)) + ")"
+        head = f"INSERT INTO {self.table_name(table)} ({', '.join(columns)}) VALUES "
+        tail = " " + self.on_conflict_update(key, [c for c in columns if c not in key])
+        start, size = 0, len(head) + len(tail)
+        for end, row in enumerate(rows):
+            # escaped, a value is at most twice its text: repr's is longer than the literal's
+            cost = 2 * len(repr(row).encode()) + len(mark)
+            if end > start and size + cost > budget:
+                self._insert_values(cursor, head, mark, tail, rows[start:end])
+                start, size = end, len(head) + len(tail)
+            size += cost
+        self._insert_values(cursor, head, mark, tail, rows[start:])
+
+    def _insert_values(self, cursor: Any, head: str, mark: str, tail: str, rows: list[Row]) -> None:
+        cursor.execute(head + ", ".join([mark] * len(rows)) + tail, [value for row in rows for value in row])
 
 
 ENGINE = MySQLEngine()

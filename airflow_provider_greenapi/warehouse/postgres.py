@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from airflow_provider_greenapi.warehouse.engine import Dialect, Engine
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, Row, one_per_key
+
+_COPY_FROM_ROWS = 50  # fewer rows (the usage history's one) cost less as one executemany than as four statements
 
 
 class PostgresEngine(Engine):
@@ -27,6 +29,8 @@ class PostgresEngine(Engine):
 
     def is_statement_timeout(self, error: BaseException) -> bool:
         return getattr(error, "sqlstate", None) == "57014" and "statement timeout" in str(error)  # query_canceled
+    write_path = ("COPY into a temporary table (ON COMMIT DELETE ROWS), then one INSERT ... SELECT ... ON CONFLICT "
+                  "DO UPDATE in the caller's order (executemany below 50 rows or on a psycopg2 cursor)")
 
     def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
         """A server-side (named) cursor: its rows arrive in batches instead of all at once."""
@@ -48,6 +52,32 @@ class PostgresEngine(Engine):
         name = f"{self.quote(schema)}.{self.quote(index)}" if schema else self.quote(index)
         cursor.execute("SELECT to_regclass(%s)", (name,))
         return cursor.fetchone()[0] is None
+
+    def upsert(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], rows: list[Row]) -> None:
+        """``COPY`` the rows into a temporary table of the target's column types, then one ``INSERT ... SELECT``
+        in the order given (rows are locked in that order, as the row-by-row upsert locked them); psycopg
+        escapes every value for COPY. The temporary table lives as long as the session, is emptied at every
+        commit, and vanishes with a rollback of the transaction that created it (it is created again)."""
+        if not rows:
+            return
+        if len(rows) < _COPY_FROM_ROWS or not hasattr(cursor, "copy"):  # a few rows, or a psycopg2 cursor
+            super().upsert(cursor, table, columns, key, rows)
+            return
+        rows = one_per_key(rows, columns, key)
+        names = ", ".join(columns)
+        staging = f"greenapi_upsert_{zlib.crc32(f'{table}:{names}'.encode()):08x}"
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+            f"SELECT 0::bigint AS greenapi_row, {names} FROM {self.table_name(table)} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY pg_temp.{staging} (greenapi_row, {names}) FROM STDIN") as copy:
+            for index, row in enumerate(rows):
+                copy.write_row((index, *row))
+        cursor.execute(
+            f"INSERT INTO {self.table_name(table)} ({names}) SELECT {names} FROM pg_temp.{staging} "
+            f"ORDER BY greenapi_row {self.on_conflict_update(key, [c for c in columns if c not in key])}"
+        )
+        cursor.execute(f"DELETE FROM pg_temp.{staging}")  # a second chunk in this transaction starts empty
 
 
 ENGINE = PostgresEngine()

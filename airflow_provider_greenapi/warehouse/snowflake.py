@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, Row
+from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, Row, one_per_key
 
 _ROWS_PER_STATEMENT = 5000  # a chunk's MERGE stays far below Snowflake's 1 MB statement limit
 
@@ -27,6 +27,7 @@ class SnowflakeEngine(Engine):
     has_indexes = False  # Snowflake has no secondary indexes (micro-partitions are pruned instead)
     ledger_block = 50
     max_identifier_length = 255
+    write_path = "one MERGE per 5,000 rows, the rows as a VALUES list matched on the key"
 
     def quote(self, identifier: str) -> str:
         return identifier
@@ -41,7 +42,9 @@ class SnowflakeEngine(Engine):
         return connection
 
     def upsert(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], rows: list[Row]) -> None:
-        """One ``MERGE`` per chunk: the rows as a VALUES list, matched on the key."""
+        """One ``MERGE`` per chunk: the rows as a VALUES list, matched on the key (one row per key: a MERGE that
+        meets a key twice is refused as nondeterministic)."""
+        rows = one_per_key(rows, columns, key)
         on = " AND ".join(f"t.{c} = src.{c}" for c in key)
         updates = ", ".join(f"{c} = src.{c}" for c in columns if c not in key)
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):

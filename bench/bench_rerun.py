@@ -1,0 +1,242 @@
+"""A daily run over a contacts table that changed a little (issue 25): what a rerun costs beside what it must.
+
+Per engine (SQLite, DuckDB, PostgreSQL, MariaDB; Snowflake on fakesnow at a smaller size), with the source table
+in the same database as the results, once with clean data (unique valid numbers) and once with 2% repeated junk
+("", "n/a", ... under many keys):
+
+- first run: the operator stages every row (``max_checks=0``: nothing sent) and commits; rows/s of that run;
+  then the answers are seeded fresh in SQL (every queued row answered now), as if the run had checked them;
+- rerun with nothing new, then rerun with 0.1% new contacts (pacing lifted: the calls are not the bottleneck):
+  wall time, and rows rewritten (rows whose ``staged_by`` is a token the table did not hold before the run);
+- in the same database, the floor: reading the source once (every row fetched), and the engine's own anti-join
+  of the source against the results (the diff a rerun needs, as one statement);
+- the peak RSS of the engine's process (each engine runs in its own process).
+
+The goals of issue 25 are printed as PASS/FAIL: a rerun with nothing new within 3x reading the source + 1 s,
+0 rows rewritten when nothing changed and no more than the new ones otherwise, first-run staging >= 50k rows/s
+(5k on fakesnow), repeated junk costing no more than clean data. Most FAIL until the state model changes.
+
+    .venv/bin/python bench/bench_rerun.py                         # 100,000 contacts (2,000 on fakesnow)
+    .venv/bin/python bench/bench_rerun.py --rows 1000000          # the full size
+    .venv/bin/python bench/bench_rerun.py --engine sqlite --rows 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import common
+from bench_engines import ROOT, Skip, destination
+
+from tests.engine_support import ENGINES
+
+JUNK = ("", "n/a", "-", "none", "0", "unknown", "+", "000", "tbd", "no phone")
+JUNK_SHARE = 0.02
+NEW_SHARE = 0.001
+TABLE = "whatsapp_checks"
+
+
+def contacts(rows: int, junk: bool, first: int = 0) -> list[tuple[str, str]]:
+    """``rows`` contacts from number ``first``: ids ``c0000001``, phones as typed; with ``junk``, 2% junk values."""
+    step = round(1 / JUNK_SHARE)
+    return [(f"c{first + i:09d}", JUNK[(i // step) % len(JUNK)] if junk and i % step == step - 1
+             else common.formatted(common.FIRST_NUMBER + first + i)) for i in range(rows)]
+
+
+def _sql(warehouse: Any, statement: str, fetch: bool = True) -> list[tuple[Any, ...]]:
+    connection = warehouse.connect()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(statement)
+        found = [tuple(r) for r in cursor.fetchall()] if fetch else []
+        cursor.close()
+        connection.commit()
+    finally:
+        connection.close()
+    return found
+
+
+def add_contacts(warehouse: Any, rows: list[tuple[str, str]]) -> None:
+    engine = warehouse.dialect.engine
+    connection = warehouse.connect()
+    try:
+        engine.create_table(connection, "contacts",
+                            f"contact_id {engine.key_text_type(32)} NOT NULL PRIMARY KEY, phone {engine.text_type}")
+        cursor = connection.cursor()
+        for start in range(0, len(rows), 50_000):
+            engine.upsert(cursor, "contacts", ("contact_id", "phone"), ("contact_id",), rows[start : start + 50_000])
+        cursor.close()
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def timed(what: Any) -> tuple[float, Any]:
+    began = time.perf_counter()
+    result = what()
+    return time.perf_counter() - began, result
+
+
+def read_source(warehouse: Any) -> int:
+    connection = warehouse.connect()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT contact_id, phone FROM contacts")
+        count = 0
+        while batch := cursor.fetchmany(10_000):
+            count += len(batch)
+        cursor.close()
+        connection.commit()
+    finally:
+        connection.close()
+    return count
+
+
+# Source rows the results do not hold as written (new or changed): set-based on every engine (the results'
+# key is (phone_number, source_key), so a correlated NOT EXISTS on source_key would scan per row).
+ANTI_JOIN = (f"SELECT COUNT(*) FROM (SELECT contact_id, phone FROM contacts EXCEPT "
+             f"SELECT source_key, input_value FROM {TABLE}) diff")
+
+
+def tokens(warehouse: Any) -> dict[str, int]:
+    """Rows per ``staged_by`` token (none before the first run made the table)."""
+    try:
+        found = _sql(warehouse, f"SELECT staged_by, COUNT(*) FROM {TABLE} GROUP BY staged_by")
+    except Exception:  # no table yet: each driver has its own error
+        return {}
+    return {str(t): int(n) for t, n in found}
+
+
+def run(emulator: common.EmulatorProcess, warehouse: Any, **options: Any) -> dict[str, Any]:
+    """One operator run over the source; its wall time, calls and rows rewritten."""
+    before, calls = tokens(warehouse), emulator.calls()
+    with common.without_pacing():
+        done = common.run_operator(sql="SELECT contact_id, phone FROM contacts",
+                                   source_conn_id=common.WAREHOUSE_CONN_ID, phone_column="phone",
+                                   key_column="contact_id", destination_conn_id=common.WAREHOUSE_CONN_ID,
+                                   max_in_flight=32, **options)
+    rewritten = sum(n for t, n in tokens(warehouse).items() if t not in before)
+    return {"wall_s": done.wall_s, "calls": emulator.calls() - calls, "rewritten": rewritten}
+
+
+def measure_case(engine: str, conn: str, rows: int, junk: bool) -> dict[str, Any]:
+    from airflow_provider_greenapi.warehouse import open_warehouse
+
+    os.environ[f"AIRFLOW_CONN_{common.WAREHOUSE_CONN_ID.upper()}"] = conn
+    warehouse = open_warehouse(common.WAREHOUSE_CONN_ID)
+    add_contacts(warehouse, contacts(rows, junk))
+    result: dict[str, Any] = {"junk": junk, "rows": rows}
+    with common.EmulatorProcess(rate_limits=False) as emulator:
+        common.set_connections(emulator.base_url)
+        first = run(emulator, warehouse, max_checks=0)
+        result["first_s"], result["staging_rows_per_s"] = first["wall_s"], rows / first["wall_s"]
+        _sql(warehouse, f"UPDATE {TABLE} SET status = 'exists', exists_whatsapp = TRUE, checked_at = queued_at, "
+                        "queued_at = NULL WHERE queued_at IS NOT NULL", fetch=False)
+        result["read_s"], _ = timed(lambda: read_source(warehouse))
+        result["nothing_new"] = run(emulator, warehouse)
+        new = max(1, round(rows * NEW_SHARE))
+        add_contacts(warehouse, contacts(new, False, first=rows))
+        result["anti_join_s"], found = timed(lambda: _sql(warehouse, ANTI_JOIN))
+        result["anti_join_rows"], result["new"] = int(found[0][0]), new
+        result["some_new"] = run(emulator, warehouse)
+    return result
+
+
+def measure_engine(engine: str, rows: int) -> dict[str, Any]:
+    common.prepare_airflow_home()
+    import airflow_provider_greenapi.operators.check_whatsapp  # noqa: F401  (Airflow's import, before timing)
+
+    folder = common.workdir(f"rerun-{engine}")
+    with destination(engine, folder) as databases:
+        cases = [measure_case(engine, next(databases), rows, junk) for junk in (False, True)]
+    from airflow_provider_greenapi.warehouse.engine import Dialect
+
+    return {"engine": engine, "rows": rows, "cases": cases, "peak_rss_mib": common.peak_rss_mib(),
+            "write_path": getattr(Dialect(engine).engine, "write_path", "before issue 25: no declared write path")}
+
+
+def measure(engines: list[str], rows: int, snowflake_rows: int) -> dict[str, Any]:
+    """Each engine in its own process (its own peak RSS)."""
+    measured, skipped = [], {}
+    for engine in engines:
+        print(f"bench_rerun: {engine} ...", file=sys.stderr, flush=True)
+        size = snowflake_rows if engine == "snowflake" else rows
+        done = subprocess.run([sys.executable, __file__, "--one", engine, "--rows", str(size)], stdout=subprocess.PIPE,
+                              text=True, check=False, cwd=ROOT)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench_rerun.py --one {engine} exited with {done.returncode}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        if "skipped" in result:
+            skipped[engine] = result["skipped"]
+        else:
+            measured.append(result)
+    return {"engines": measured, "skipped": skipped}
+
+
+def staging_goal(engine: str) -> float:
+    return 5_000.0 if engine == "snowflake" else 50_000.0
+
+
+def goals(e: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
+    """(case, figure, baseline of the same run, goal, met) of one engine, for this script and run_all.py."""
+    clean, junk = e["cases"]
+    out = []
+    for c in (clean, junk):
+        kind = "2% junk" if c["junk"] else "clean"
+        floor = 3 * c["read_s"] + 1
+        nothing, some = c["nothing_new"], c["some_new"]
+        base = f"read once {c['read_s']:.2f} s, anti-join {c['anti_join_s']:.2f} s"
+        out += [
+            (f"{kind}: first run, staging", f"{c['staging_rows_per_s']:,.0f} rows/s ({c['first_s']:.1f} s)",
+             f"read once {c['rows'] / max(c['read_s'], 1e-9):,.0f} rows/s",
+             f">= {staging_goal(e['engine']):,.0f} rows/s", c["staging_rows_per_s"] >= staging_goal(e["engine"])),
+            (f"{kind}: rerun, nothing new", f"{nothing['wall_s']:.1f} s, {nothing['rewritten']:,} rows rewritten, "
+             f"{nothing['calls']} calls", base, f"<= {floor:.1f} s (3 x read + 1 s), 0 rewritten",
+             nothing["wall_s"] <= floor and nothing["rewritten"] == 0),
+            (f"{kind}: rerun, {c['new']:,} new ({NEW_SHARE:.1%})",
+             f"{some['wall_s']:.1f} s, {some['rewritten']:,} rows rewritten, {some['calls']} calls", base,
+             f"<= {floor:.1f} s, <= {c['new']:,} rewritten", some["wall_s"] <= floor and some["rewritten"] <= c["new"]),
+        ]
+    ratio = junk["nothing_new"]["wall_s"] / clean["nothing_new"]["wall_s"]
+    out.append(("2% junk vs clean: rerun, nothing new", f"{junk['nothing_new']['wall_s']:.1f} s ({ratio:.2f}x)",
+                f"clean {clean['nothing_new']['wall_s']:.1f} s", "<= 1.2x", ratio <= 1.2))
+    out.append(("peak RSS of the process", f"{e['peak_rss_mib']:.0f} MiB", "-", "(info: one size per run)", True))
+    return out
+
+
+def describe(result: dict[str, Any]) -> str:
+    lines = []
+    for e in result["engines"]:
+        lines.append(f"{e['engine']}, {e['rows']:,} contacts, source in the same database ({e['write_path']}):")
+        lines += [f"  {case}: {figure} ({baseline}) [goal {goal}: {'PASS' if ok else 'FAIL'}]"
+                  for case, figure, baseline, goal, ok in goals(e)]
+    lines += [f"{engine}: skipped, {why}" for engine, why in result["skipped"].items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="What a rerun costs per engine, beside reading the source once.")
+    parser.add_argument("--engine", choices=ENGINES, action="append", help="default: every engine")
+    parser.add_argument("--rows", type=int, default=100_000, help="contacts (the full size: 1000000)")
+    parser.add_argument("--snowflake-rows", type=int, default=2_000, help="contacts on fakesnow")
+    parser.add_argument("--one", choices=ENGINES, help=argparse.SUPPRESS)  # one engine, in this process
+    parser.add_argument("--json", action="store_true", help="print one JSON line (for run_all.py)")
+    args = parser.parse_args()
+    if args.one:
+        try:
+            print(json.dumps(measure_engine(args.one, args.rows)), flush=True)
+        except Skip as why:
+            print(json.dumps({"skipped": str(why)}), flush=True)
+        return
+    result = measure(args.engine or list(ENGINES), args.rows, args.snowflake_rows)
+    common.emit(result, args.json, describe)
+
+
+if __name__ == "__main__":
+    main()

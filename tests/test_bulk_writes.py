@@ -1,0 +1,146 @@
+"""Each engine's bulk write path (Engine.upsert), on the real engines: 20,000 rows of inserts and updates mixed,
+NULLs, timestamps, booleans, unicode and the values a COPY or a multi-row literal could break (quotes,
+backslashes, tabs, newlines, COPY's NULL marker); the same table a row-by-row upsert would leave, each engine's
+own path taken (a handful of statements, no statement per row), and nothing kept by a rollback."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from airflow_provider_greenapi.warehouse import Dialect
+
+COLUMNS = ("key_a", "key_b", "body", "flag", "seen_at", "note")
+KEY = ("key_a", "key_b")
+TABLE = "bulk_rows"
+NASTY = ["O'Brien", 'say "hi"', "back\\slash", "\\", "tab\there", "new\nline", "cr\r\nlf", "\\N", "NULL", "",
+         "%s", "?", ":1", "{}", "a,b;c", "\\.", " spaced ", "Ünïcødé 😀 中文 \u0440\u0443", "\x7f", "end\\"]
+T0 = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def size_of(engine: str) -> int:
+    return 1_000 if engine == "snowflake" else 20_000  # fakesnow runs a MERGE at a few hundred rows a second
+
+
+def row(i: int, version: int) -> tuple[Any, ...]:
+    """Row ``i`` as written by write ``version``: every kind of value, NULLs in every nullable column."""
+    nasty = NASTY[(i + version) % len(NASTY)]
+    return (
+        f"{i:06d}", "k'\\\t" if i % 5 == 0 else "",  # keys: a quote, a backslash and a tab in some
+        None if i % 7 == 0 else f"{nasty} #{i} v{version}",
+        None if i % 11 == 0 else (i + version) % 2 == 0,
+        None if i % 13 == 0 else T0 + timedelta(seconds=i, microseconds=version),
+        nasty if i % 3 else None,
+    )
+
+
+def create(warehouse) -> tuple[Any, Any]:
+    engine = warehouse.dialect.engine
+    connection = warehouse.provider_connect()
+    engine.create_table(connection, TABLE, (
+        f"key_a {engine.key_text_type(20)} NOT NULL, key_b {engine.key_text_type(20)} NOT NULL, "
+        f"body {engine.text_type}, flag {engine.boolean_type}, seen_at {engine.timestamp_type}, "
+        f"note {engine.text_type}, PRIMARY KEY (key_a, key_b)"))
+    return engine, connection
+
+
+def upsert(engine, connection, rows: list[tuple[Any, ...]], commit: bool = True) -> list[tuple[str, str]]:
+    """Write ``rows`` through the engine (timestamps as the store converts them); the calls the cursor saw."""
+    cursor = _Recording(connection.cursor())
+    engine.upsert(cursor, TABLE, COLUMNS, KEY, [(*r[:4], engine.to_db_time(r[4]), r[5]) for r in rows])
+    cursor.close()
+    if commit:
+        connection.commit()
+    return cursor.calls
+
+
+def stored(engine, connection) -> dict[tuple[str, str], tuple[Any, ...]]:
+    cursor = connection.cursor()
+    # fakesnow's server reads a NULL timestamp back as 1970-01-01 (IS NULL is right): ask the database
+    cursor.execute(f"SELECT {', '.join(COLUMNS)}, CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END FROM {TABLE}")
+    found = {(r[0], r[1]): (r[0], r[1], r[2], None if r[3] is None else bool(r[3]),
+                            None if r[6] else engine.from_db_time(r[4]), r[5])
+             for r in cursor.fetchall()}
+    cursor.close()
+    connection.commit()
+    return found
+
+
+class _Recording:
+    """A cursor that records each call that sends SQL: (method, first word of the statement)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor, self.calls = cursor, []
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._cursor, name)
+        if name not in ("execute", "executemany", "copy", "insert_from"):
+            return found
+
+        def call(sql: str, *args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, (sql if name != "insert_from" else args[1]).split()[0].upper()))
+            return found(sql, *args, **kwargs)
+
+        return call
+
+
+# Statements a 20,000-row write may send, per engine, at most (the old paths: executemany of a row per statement,
+# or a statement per 1,000 rows on DuckDB); SQLite's own path is one executemany of one prepared statement in C.
+MOST_WRITES = {"postgres": 4, "duckdb": 1, "mysql": 8, "snowflake": 1, "sqlite": 1}
+
+
+def test_a_bulk_write_of_inserts_and_updates_mixed_leaves_what_row_by_row_writes_would(any_warehouse):
+    engine, connection = create(any_warehouse)
+    n = size_of(any_warehouse.engine)
+    try:
+        first = [row(i, 1) for i in range(n)]
+        calls = upsert(engine, connection, first)
+        expected = {(r[0], r[1]): r for r in first}
+        assert stored(engine, connection) == expected
+        writes = [c for c in calls if c[1] in ("INSERT", "MERGE", "COPY") or c[0] != "execute"]
+        assert 1 <= len(writes) <= MOST_WRITES[any_warehouse.engine], calls
+        if any_warehouse.engine != "sqlite":
+            assert not any(method == "executemany" for method, _ in calls), calls
+
+        # half updates, half inserts; one key given twice (the last one wins); in two calls before one commit
+        second = [row(i, 2) for i in range(n // 2, n + n // 2)]
+        second.append(row(n, 3))
+        second.append(row(n // 2, 6))  # a key of the first call written again by the second, in one transaction
+        upsert(engine, connection, second[: n // 3], commit=False)
+        upsert(engine, connection, second[n // 3 :])
+        expected.update({(r[0], r[1]): r for r in second})
+        assert stored(engine, connection) == expected
+        assert len(expected) == n + n // 2
+
+        upsert(engine, connection, [row(i, 4) for i in range(0, 2 * n, 2)], commit=False)
+        connection.rollback()  # nothing of an uncommitted write stays; the next write still works
+        assert stored(engine, connection) == expected
+        upsert(engine, connection, [row(0, 5)] * 60)
+        expected[(row(0, 5)[0], row(0, 5)[1])] = row(0, 5)
+        assert stored(engine, connection) == expected
+    finally:
+        connection.close()
+
+
+@pytest.mark.duckdb
+def test_duckdb_without_pyarrow_falls_back_to_multi_row_inserts(tmp_path, request, monkeypatch):
+    from tests.conftest import make_warehouse
+
+    warehouse = make_warehouse("duckdb", tmp_path, request, monkeypatch)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
+    engine, connection = create(warehouse)
+    try:
+        rows = [row(i, 1) for i in range(2_500)]
+        calls = upsert(engine, connection, rows)
+        assert [c for c in calls if c[1] == "INSERT"] == [("execute", "INSERT")] * 3  # 1,000 rows a statement
+        assert stored(engine, connection) == {(r[0], r[1]): r for r in rows}
+    finally:
+        connection.close()
+
+
+def test_every_engine_declares_its_write_path():
+    paths = {d: d.engine.write_path for d in Dialect}
+    assert len(set(paths.values())) == len(paths)  # each its own, none left at the generic one's text
