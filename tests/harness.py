@@ -129,10 +129,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("target", help="SQLite path, PostgreSQL DSN, or else the AIRFLOW_CONN value")
     parser.add_argument("numbers", help="comma-separated numbers")
     parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--history", action="store_true", help="keep the usage history table too")
     args = parser.parse_args(argv)
     harness = Harness(None, _warehouse(args.dialect, args.target), max_in_flight=2)
     harness.base_url = args.base_url
-    summary = harness.run(args.numbers.split(","), chunk_size=args.chunk_size, commit_interval=0.5)
+    summary = harness.run(args.numbers.split(","), chunk_size=args.chunk_size, commit_interval=0.5,
+                          history=args.history)
     print(summary.describe(), flush=True)
 
 

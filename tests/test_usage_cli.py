@@ -15,7 +15,7 @@ import pytest
 from airflow_provider_greenapi._compat import PROVIDER_CLI
 from airflow_provider_greenapi.emulator import airflow_connection
 from airflow_provider_greenapi.warehouse import Dialect, UsageLedger
-from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder
+from airflow_provider_greenapi.warehouse.usage_history import RunDay, UsageHistory
 from tests.airflow_cli import AIRFLOW, migrate
 from tests.conftest import TOKEN
 
@@ -45,10 +45,9 @@ def seeded_warehouse(path):
         ledger.reserve_call()
     history = UsageHistory(connection, Dialect.SQLITE)
     history.ensure_table()
-    recorder = UsageRecorder(history, "1101000001", "tok-1", "contacts_daily", "scheduled__2026-12-09", lambda: 3,
-                             clock, interval=3600)
-    recorder.start(967, "max_checks=auto: (30000 quota - 0 used in 2026-12 - 0 reserve) / 31 runs left = 967")
-    recorder.stop("done")
+    history.write(RunDay("1101000001", "tok-1", "2026-12-09", "contacts_daily", "scheduled__2026-12-09", clock(),
+                         clock(), 3, 967, "max_checks=auto: (30000 quota - 0 used in 2026-12 - 0 reserve) / 31 "
+                         "runs left = 967", "done"))
     connection.close()
 
 

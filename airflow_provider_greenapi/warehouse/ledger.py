@@ -65,6 +65,7 @@ class ReserveAhead:
     threshold: float = 1.0
     headroom: float = 2.0  # jitter: the next commit may take longer, the sends may come faster
     max_calls: int = 256
+    max_seconds: float = 1.0  # and at most this long of sends at the pace
 
     def calls(self, pace: float | None, sends_per_second: float, slowest_commit_seconds: float) -> int:
         """``pace``: the most calls a second the sender may make (None: not known, count each call);
@@ -72,7 +73,11 @@ class ReserveAhead:
         if pace is None or slowest_commit_seconds <= 0 or pace * slowest_commit_seconds < self.threshold:
             return 0
         during_one_commit = sends_per_second * slowest_commit_seconds
-        return min(self.max_calls, max(1, math.ceil(self.headroom * during_one_commit)))
+        return min(self.most(pace), max(1, math.ceil(self.headroom * during_one_commit)))
+
+    def most(self, pace: float | None) -> int:
+        """The most calls counted ahead at ``pace``: ``max_seconds`` of sends, at most ``max_calls``."""
+        return 0 if pace is None else min(self.max_calls, max(1, math.ceil(pace * self.max_seconds)))
 
 
 def _utc_now() -> datetime:
@@ -121,6 +126,18 @@ class UsageLedger:
         self._pace: float | None = None
         self._prefetcher: threading.Thread | None = None
         self._closed = False
+        self._booking: Callable[[Any, int], None] | None = None
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while a statement sequence runs on :attr:`connection`."""
+        return self._lock
+
+    def book_on(self, booking: Callable[[Any, int], None] | None) -> None:
+        """From now on, also call ``booking(cursor, calls)`` in each commit that counts calls (``calls`` > 0) or
+        gives them back (< 0): the usage history books the run's calls in the same transaction as the ledger.
+        A booking that fails is dropped (logged), never the count."""
+        self._booking = booking
 
     def ensure_table(self) -> None:
         ts, key = self.engine.timestamp_type, self.engine.key_text_type(64)
@@ -233,8 +250,25 @@ class UsageLedger:
         ``calls + wanted`` capped at the quota, or, when fewer are left, capped ``calls + 1`` UPDATEs until
         one is refused, all inside one transaction (never past the quota whoever else counts meanwhile)."""
         self._ensure_row(month)
-        if self.engine.ledger_block > 1:
-            return self._count_block(month, wanted)
+        return self._booked(self._count_block if self.engine.ledger_block > 1 else self._count_capped,
+                            month, wanted)
+
+    def _booked(self, action: Callable[[str, int], int], month: str, calls: int) -> int:
+        """``action`` (which books its calls in its transaction); if it fails with a booking, again without."""
+        if self._booking is None:
+            return action(month, calls)
+        try:
+            return action(month, calls)
+        except Exception as error:  # the history's table, most likely: the count must not fail for it
+            log.warning("The usage ledger stops booking this run's calls in the usage history: %s", error)
+            self._booking = None
+            return action(month, calls)
+
+    def _book(self, cursor: Any, calls: int) -> None:
+        if self._booking is not None and calls:
+            self._booking(cursor, calls)
+
+    def _count_capped(self, month: str, wanted: int) -> int:
         counted = 0
         cursor = self.connection.cursor()
         try:
@@ -243,6 +277,7 @@ class UsageLedger:
             else:
                 while counted < wanted and self._add_capped(cursor, month, 1):
                     counted += 1
+            self._book(cursor, counted)
             self.connection.commit()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -291,6 +326,12 @@ class UsageLedger:
                     (size, self.engine.to_db_time(self._clock()), self.instance_id, month, calls),
                 )
                 counted = cursor.rowcount == 1
+                if counted:
+                    self._book(cursor, size)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.connection.rollback()
+                raise
             finally:
                 cursor.close()
             self.connection.commit()
@@ -299,14 +340,27 @@ class UsageLedger:
 
     def _give_back(self, month: str, calls: int) -> None:
         """Uncount calls that were counted and never sent (at close, or when the month turns)."""
-        if calls == 0:
-            return
+        if calls:
+            self._booked(self._uncount, month, calls)
+
+    def _uncount(self, month: str, calls: int) -> int:
         p = self._p
-        self._execute(
-            f"UPDATE {self._table} SET calls = calls - {p} WHERE instance_id = {p} AND month = {p} AND calls >= {p}",
-            (calls, self.instance_id, month, calls),
-        )
-        self.connection.commit()
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(
+                f"UPDATE {self._table} SET calls = calls - {p} "
+                f"WHERE instance_id = {p} AND month = {p} AND calls >= {p}",
+                (calls, self.instance_id, month, calls),
+            )
+            self._book(cursor, -calls)
+            self.connection.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.connection.rollback()
+            raise
+        finally:
+            cursor.close()
+        return calls
 
     def record_reported(self, used: int | None, total: int | None) -> None:
         """Store what a 466 answer said; the count never goes below what GREEN-API reports as used. The pool
@@ -345,6 +399,13 @@ class UsageLedger:
         calls, used, total = row if row else (0, None, None)
         quota = self.monthly_quota if self.monthly_quota is not None else total
         return MonthlyUsage(self.instance_id, month, int(calls) - unsent, quota, used, total)
+
+    def most_unsent(self, in_flight: int, pace: float | None) -> int:
+        """The most calls this ledger holds counted and not sent at any moment, for a sender with ``in_flight``
+        requests at once at ``pace`` calls a second: one per request about to leave, twice what it counts
+        ahead (a refill while the previous one's calls are sent), and what is left of a batched engine's block.
+        It is what a task killed at any point can leave in the ledger above GREEN-API's count."""
+        return in_flight + 2 * self.reserve_ahead.most(pace) + self.engine.ledger_block - 1
 
     def close(self) -> None:
         """Stop counting ahead, give back the calls counted and not sent, close the connection."""
