@@ -85,7 +85,7 @@ def assert_invariants(harness, summary, ledger_calls=None, ledger_slack=0):
     """The invariants every scenario must keep: every input accounted for exactly once; no row duplicated;
     an answer stored only where GREEN-API gave one (a transient failure is never ``not_exists``), and the
     right one; the usage ledger equals the emulator's count of checkWhatsapp requests (or ``ledger_calls``), or
-    exceeds it by at most ``ledger_slack`` (a block a killed task had reserved on a batched engine)."""
+    exceeds it by at most ``ledger_slack`` (the calls a killed task had counted and not sent)."""
     assert summary.inputs == summary.duplicates + summary.invalid + summary.distinct_numbers, summary
     assert summary.distinct_numbers == (summary.fresh + summary.exists + summary.not_exists + summary.rejected
                                         + summary.error + summary.pending), summary

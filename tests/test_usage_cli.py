@@ -97,3 +97,35 @@ def test_the_command_is_listed_in_airflows_help(airflow_home):
     env = airflow_home
     listed = subprocess.run([AIRFLOW, "greenapi", "--help"], env=env, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and "usage" in listed.stdout
+
+
+def test_a_killed_run_reads_interrupted_and_the_days_add_up_to_the_ledger(airflow_home, tmp_path, request,
+                                                                           monkeypatch):
+    """A task process killed with SIGKILL mid-run, a minute later: the CLI shows it ``interrupted`` (not
+    ``running`` for ever) and checks per day that add up to the ledger's calls."""
+    from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
+    from airflow_provider_greenapi.warehouse.usage_history import STALE_AFTER
+    from tests.conftest import ID_INSTANCE, make_warehouse
+    from tests.harness import Harness
+    from tests.test_killed_runs import kill_mid_run
+
+    warehouse = make_warehouse("sqlite", tmp_path, request, monkeypatch)
+    numbers = [f"7918{i:07d}" for i in range(40)]
+    with GreenApiEmulator([EmulatedInstance(ID_INSTANCE, TOKEN, faults=FaultPlan(latency_ms=50))]) as emu:
+        Harness(emu, warehouse, max_in_flight=2).run(numbers[:1], history=True)
+        kill_mid_run(emu, warehouse, numbers, 7)
+    now = datetime.now(timezone.utc)
+    aged = Dialect.SQLITE.engine.to_db_time(now - STALE_AFTER - STALE_AFTER / 4)  # as if a minute went by
+    connection = warehouse.connect()
+    connection.execute("UPDATE greenapi_usage_runs SET updated_at = ? WHERE state = 'running'", (aged,))
+    connection.commit()
+    connection.close()
+    env = {**airflow_home, "AIRFLOW_CONN_WAREHOUSE": warehouse.airflow_uri}
+    as_json = run_usage(env, "warehouse", "--output", "json")
+    assert as_json.returncode == 0, as_json.stderr[-3000:]
+    (instance,) = json.loads(as_json.stdout[as_json.stdout.index("{"):])["instances"]
+    assert sorted(run["state"] for run in instance["runs"]) == ["done", "interrupted"]
+    assert sum(instance["checks_per_day"].values()) == instance["calls"] == warehouse.fetch_all(
+        "SELECT calls FROM greenapi_usage")[0][0]
+    table = run_usage(env, "warehouse")
+    assert table.returncode == 0 and "  interrupted" in table.stdout and "  running" not in table.stdout

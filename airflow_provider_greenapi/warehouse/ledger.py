@@ -77,7 +77,9 @@ class ReserveAhead:
 
     def most(self, pace: float | None) -> int:
         """The most calls counted ahead at ``pace``: ``max_seconds`` of sends, at most ``max_calls``."""
-        return 0 if pace is None else min(self.max_calls, max(1, math.ceil(pace * self.max_seconds)))
+        if pace is None:
+            return 0
+        return self.max_calls if math.isinf(pace) else min(self.max_calls, max(1, math.ceil(pace * self.max_seconds)))
 
 
 def _utc_now() -> datetime:
