@@ -125,6 +125,7 @@ def test_a_killed_run_reads_interrupted_and_the_days_add_up_to_the_ledger(airflo
     assert as_json.returncode == 0, as_json.stderr[-3000:]
     (instance,) = json.loads(as_json.stdout[as_json.stdout.index("{"):])["instances"]
     assert sorted(run["state"] for run in instance["runs"]) == ["done", "interrupted"]
+    assert instance["calls_outside_runs"] == 0
     assert sum(instance["checks_per_day"].values()) == instance["calls"] == warehouse.fetch_all(
         "SELECT calls FROM greenapi_usage")[0][0]
     table = run_usage(env, "warehouse")

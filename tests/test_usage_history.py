@@ -114,3 +114,28 @@ def test_the_month_report_reads_every_instances_ledger_row(warehouse):
         ("1101000001", 1200, 5000, 3800), ("1101000002", 40, 30000, 29960)]
     assert usage_in_month(connection, warehouse.dialect, "2026-11") == []
     connection.close()
+
+
+def test_the_report_says_how_many_calls_no_run_booked(warehouse):
+    """The checks per day add up to the ledger's calls but for what no run booked, which the report names."""
+    from airflow_provider_greenapi.usage_report import describe, month_usage
+
+    clock = Clock(datetime(2026, 12, 5, 8, 0, tzinfo=timezone.utc))
+    ledger = UsageLedger(warehouse.provider_connect(), warehouse.dialect, "1101000001", None, clock=clock)
+    ledger.ensure_table()
+    history = UsageHistory(ledger.connection, warehouse.dialect, lock=ledger.lock)
+    history.ensure_table()
+    recorder = UsageRecorder(history, "1101000001", "token-a", "contacts", "r1", clock, 3600)
+    recorder.start()
+    ledger.book_on(recorder.book)
+    for _ in range(4):
+        ledger.reserve_call()
+    recorder.stop("done")
+    ledger.close()  # a batched engine's unsent block back, from the ledger and the history
+    ledger = UsageLedger(warehouse.provider_connect(), warehouse.dialect, "1101000001", None, clock=clock)
+    ledger.record_reported(10, None)  # a 466: GREEN-API counted 10
+    ledger.close()
+    (report,) = month_usage(warehouse.conn_id, "2026-12")
+    assert (report.calls, sum(report.per_day.values()), report.outside_runs) == (10, 4, 6)
+    assert report.to_dict()["calls_outside_runs"] == 6
+    assert "  6 calls booked by no run" in describe([report], "2026-12")
