@@ -11,9 +11,9 @@ between two paced sends, as on a SQLite file at hundreds of checks a second), it
 the calls sent during one commit, refilled in the background before the pool runs dry (:class:`ReserveAhead`).
 On a batched (cloud) engine, where each statement is slow and billed, a refill counts at least the engine's
 ``ledger_block``. Whatever
-is left unsent is given back at :meth:`UsageLedger.close`; a crash may leave the ledger over-counted by that
-pool (never under-counted). At a real instance's pace on a transactional engine the pool stays empty, and
-the ledger is exact after a crash too.
+is left unsent is given back at :meth:`UsageLedger.close`. A crash leaves counted what was counted and not
+sent (never under-counted): at most :meth:`UsageLedger.most_unsent`, one call per request about to leave
+and, where it counts ahead, at most two seconds of sends at the pace (or a block).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -55,11 +55,11 @@ class ReserveAhead:
     """How many calls the ledger counts ahead of the sends.
 
     Nothing while counting each call keeps up with the sender's pace, that is while a commit is shorter
-    than ``threshold`` times the time between two paced sends (a real instance's 10/s: a commit under 100 ms,
-    which any warehouse manages): then every call is counted right before it is sent, and the ledger is exact
-    even after a crash. Otherwise the ledger is what would slow the run down, and it counts ahead twice the
-    calls sent during its slowest recent commit (at least one, at most ``max_calls``), so that the next refill
-    commits while those are sent.
+    than ``threshold`` times the time between two paced sends (a real instance's 10/s: a commit under 100 ms):
+    then every call is counted right before it is sent. Otherwise the ledger is what would slow the run down,
+    and it counts ahead twice the calls sent during its slowest recent commit (at least one, at most
+    ``max_seconds`` of sends at the pace and ``max_calls``), so that the next refill commits while those are
+    sent. The cap bounds what a crash leaves counted and unsent (:meth:`UsageLedger.most_unsent`).
     """
 
     threshold: float = 1.0
@@ -257,11 +257,11 @@ class UsageLedger:
 
     def _booked(self, action: Callable[[str, int], int], month: str, calls: int) -> int:
         """``action`` (which books its calls in its transaction); if it fails with a booking, again without."""
-        if self._booking is None:
-            return action(month, calls)
         try:
             return action(month, calls)
         except Exception as error:  # the history's table, most likely: the count must not fail for it
+            if self._booking is None:
+                raise
             log.warning("The usage ledger stops booking this run's calls in the usage history: %s", error)
             self._booking = None
             return action(month, calls)
@@ -270,16 +270,12 @@ class UsageLedger:
         if self._booking is not None and calls:
             self._booking(cursor, calls)
 
-    def _count_capped(self, month: str, wanted: int) -> int:
-        counted = 0
+    @contextlib.contextmanager
+    def _committing(self) -> Iterator[Any]:
+        """A cursor whose statements are committed together, or rolled back when one fails."""
         cursor = self.connection.cursor()
         try:
-            if wanted > 1 and self._add_capped(cursor, month, wanted):
-                counted = wanted
-            else:
-                while counted < wanted and self._add_capped(cursor, month, 1):
-                    counted += 1
-            self._book(cursor, counted)
+            yield cursor
             self.connection.commit()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -287,6 +283,16 @@ class UsageLedger:
             raise
         finally:
             cursor.close()
+
+    def _count_capped(self, month: str, wanted: int) -> int:
+        counted = 0
+        with self._committing() as cursor:
+            if wanted > 1 and self._add_capped(cursor, month, wanted):
+                counted = wanted
+            else:
+                while counted < wanted and self._add_capped(cursor, month, 1):
+                    counted += 1
+            self._book(cursor, counted)
         return counted
 
     def _add_capped(self, cursor: Any, month: str, calls: int) -> bool:
@@ -310,8 +316,7 @@ class UsageLedger:
         another task counted meanwhile, so concurrent tasks never count past the quota together."""
         p = self._p
         while True:
-            cursor = self.connection.cursor()
-            try:
+            with self._committing() as cursor:
                 cursor.execute(
                     f"SELECT calls, reported_total FROM {self._table} WHERE instance_id = {p} AND month = {p}",
                     (self.instance_id, month),
@@ -320,7 +325,6 @@ class UsageLedger:
                 cap = self.monthly_quota if self.monthly_quota is not None else total
                 size = wanted if cap is None else max(0, min(wanted, int(cap) - int(calls)))
                 if size == 0:
-                    self.connection.commit()
                     return 0
                 cursor.execute(
                     f"UPDATE {self._table} SET calls = calls + {p}, updated_at = {p} "
@@ -330,13 +334,6 @@ class UsageLedger:
                 counted = cursor.rowcount == 1
                 if counted:
                     self._book(cursor, size)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    self.connection.rollback()
-                raise
-            finally:
-                cursor.close()
-            self.connection.commit()
             if counted:
                 return size
 
@@ -347,21 +344,11 @@ class UsageLedger:
 
     def _uncount(self, month: str, calls: int) -> int:
         p = self._p
-        cursor = self.connection.cursor()
-        try:
-            cursor.execute(
-                f"UPDATE {self._table} SET calls = calls - {p} "
-                f"WHERE instance_id = {p} AND month = {p} AND calls >= {p}",
-                (calls, self.instance_id, month, calls),
-            )
+        with self._committing() as cursor:
+            cursor.execute(f"UPDATE {self._table} SET calls = calls - {p} "
+                           f"WHERE instance_id = {p} AND month = {p} AND calls >= {p}",
+                           (calls, self.instance_id, month, calls))
             self._book(cursor, -calls)
-            self.connection.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.connection.rollback()
-            raise
-        finally:
-            cursor.close()
         return calls
 
     def record_reported(self, used: int | None, total: int | None) -> None:
@@ -430,14 +417,10 @@ class UsageLedger:
 
     def _ensure_row(self, month: str) -> str:
         if month not in self._months_with_row:
-            cursor = self.connection.cursor()
-            try:
+            with self._committing() as cursor:
                 self.engine.insert_missing(cursor, self.table_name, ("instance_id", "month", "calls", "updated_at"),
                                            ("instance_id", "month"),
                                            (self.instance_id, month, 0, self.engine.to_db_time(self._clock())))
-            finally:
-                cursor.close()
-            self.connection.commit()
             self._months_with_row.add(month)
         return month
 
