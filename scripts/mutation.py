@@ -199,6 +199,8 @@ MUTATIONS: tuple[Mutation, ...] = (
              "            self._book(cursor, counted)\n", "            self._book(cursor, 0)\n", (HISTORY,)),
     Mutation("usage history: calls given back come off the run's row", f"{PKG}/warehouse/ledger.py",
              "            self._book(cursor, -calls)\n", "            self._book(cursor, 0)\n", (HISTORY,)),
+    Mutation("usage history: a booking that fails never fails the ledger's count", f"{PKG}/warehouse/ledger.py",
+             "            if self._booking is None:\n                raise\n", "            raise\n", (HISTORY,)),
     Mutation("usage history: a running row not heard from reads interrupted", f"{PKG}/warehouse/usage_history.py",
              '            if state == "running" and (updated_at is None or updated_at < stale):',
              "            if False:", (HISTORY,)),

@@ -139,3 +139,21 @@ def test_the_report_says_how_many_calls_no_run_booked(warehouse):
     assert (report.calls, sum(report.per_day.values()), report.outside_runs) == (10, 4, 6)
     assert report.to_dict()["calls_outside_runs"] == 6
     assert "  6 calls booked by no run" in describe([report], "2026-12")
+
+
+def test_a_booking_that_fails_never_fails_the_count(warehouse):
+    """The history is informative: if its row cannot be written (here its table is missing), the ledger drops
+    the booking, rolls back and counts the calls all the same."""
+    clock = Clock(datetime(2026, 12, 5, 8, 0, tzinfo=timezone.utc))
+    ledger = UsageLedger(warehouse.provider_connect(), warehouse.dialect, "1101000001", None, clock=clock)
+    ledger.ensure_table()
+    recorder = UsageRecorder(UsageHistory(ledger.connection, warehouse.dialect, "no_such_history", ledger.lock),
+                             "1101000001", "token-a", "contacts", "r1", clock, 3600)
+    ledger.book_on(recorder.book)
+    for _ in range(3):
+        ledger.reserve_call()  # a warning says the booking is dropped
+    ledger.close()
+    (calls,), = warehouse.fetch_all("SELECT calls FROM greenapi_usage")
+    # fakesnow keeps the block's UPDATE though the failed booking's transaction was rolled back: never under
+    block = warehouse.dialect.engine.ledger_block
+    assert 3 <= calls <= 3 + (block if block > 1 else 0)

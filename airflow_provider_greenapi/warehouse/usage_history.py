@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -96,7 +96,7 @@ class UsageHistory:
     def ensure_table(self) -> None:
         engine = self.engine
         key, ts, text = engine.key_text_type(64), engine.timestamp_type, engine.text_type
-        with self._lock:
+        with self._transaction():
             engine.create_table(
                 self.connection, self.table_name,
                 f"instance_id {key} NOT NULL, run_token {key} NOT NULL, day {engine.key_text_type(10)} NOT NULL, "
@@ -105,22 +105,33 @@ class UsageHistory:
                 "PRIMARY KEY (instance_id, run_token, day)",
             )
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor under the lock, committed, or rolled back when a statement fails (still under the lock:
+        the connection may be the usage ledger's, in the middle of nothing else)."""
+        with self._lock:
+            cursor = self.connection.cursor()
+            try:
+                yield cursor
+                self.connection.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.connection.rollback()
+                raise
+            finally:
+                cursor.close()
+
     def write(self, row: RunDay) -> None:
         """Write one run's day (its state, times and budget) and commit; its ``checks`` are the ledger's to
         book (:meth:`UsageRecorder.book`): a new row starts with ``row.checks``, an existing one keeps its own."""
         engine, p = self.engine, self.engine.placeholder
-        with self._lock:
-            cursor = self.connection.cursor()
-            try:
-                self._insert_missing(cursor, row)
-                cursor.execute(
-                    f"UPDATE {self._table} SET dag_id = {p}, run_id = {p}, updated_at = {p}, budget = {p}, "
-                    f"budget_rule = {p}, state = {p} WHERE instance_id = {p} AND run_token = {p} AND day = {p}",
-                    (row.dag_id, row.run_id, engine.to_db_time(row.updated_at), row.budget, row.budget_rule,
-                     row.state, row.instance_id, row.run_token, row.day))
-            finally:
-                cursor.close()
-            self.connection.commit()
+        with self._transaction() as cursor:
+            self._insert_missing(cursor, row)
+            cursor.execute(
+                f"UPDATE {self._table} SET dag_id = {p}, run_id = {p}, updated_at = {p}, budget = {p}, "
+                f"budget_rule = {p}, state = {p} WHERE instance_id = {p} AND run_token = {p} AND day = {p}",
+                (row.dag_id, row.run_id, engine.to_db_time(row.updated_at), row.budget, row.budget_rule,
+                 row.state, row.instance_id, row.run_token, row.day))
 
     def _insert_missing(self, cursor: Any, row: RunDay) -> None:
         engine = self.engine
@@ -141,16 +152,11 @@ class UsageHistory:
     def mark_interrupted(self, instance_id: str, now: datetime) -> None:
         """Write ``interrupted`` on the instance's ``running`` rows not heard from for :data:`STALE_AFTER`."""
         p = self.engine.placeholder
-        with self._lock:
-            cursor = self.connection.cursor()
-            try:
-                cursor.execute(
-                    f"UPDATE {self._table} SET state = {p} WHERE instance_id = {p} AND state = 'running' "
-                    f"AND updated_at < {p}",
-                    (INTERRUPTED, instance_id, self.engine.to_db_time(now - STALE_AFTER)))
-            finally:
-                cursor.close()
-            self.connection.commit()
+        with self._transaction() as cursor:
+            cursor.execute(
+                f"UPDATE {self._table} SET state = {p} WHERE instance_id = {p} AND state = 'running' "
+                f"AND updated_at < {p}",
+                (INTERRUPTED, instance_id, self.engine.to_db_time(now - STALE_AFTER)))
 
     def month_rows(self, month: str, now: datetime | None = None) -> list[RunDay]:
         """Every row of ``month`` (``YYYY-MM``); read-only. A ``running`` row not heard from for
@@ -275,8 +281,6 @@ class UsageRecorder:
             for day in sorted({self._day_of(now), *self._booked}):
                 self.history.write(self._row(day, now, state))
         except Exception as error:  # the history informs; the ledger enforces: never stop a run for it
-            with contextlib.suppress(Exception):
-                self.history.connection.rollback()
             log.warning("Could not update the usage history table %s: %s", self.history.table_name, error)
 
 
@@ -288,9 +292,7 @@ def start_recording(history: UsageHistory, instance_id: str, context: RunContext
     try:
         history.ensure_table()
         history.mark_interrupted(instance_id, clock())
-    except Exception as error:
-        with contextlib.suppress(Exception):
-            history.connection.rollback()
+    except Exception as error:  # rolled back by the history
         log.warning("No usage history for this run: the table %s cannot be created (%s).", history.table_name, error)
         return None
     recorder = UsageRecorder(history, instance_id, context.token, context.dag_id, context.run_id, clock, interval)
