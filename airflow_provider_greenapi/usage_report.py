@@ -45,9 +45,16 @@ class InstanceUsage:
     def left(self) -> int | None:
         return None if self.quota is None else max(0, self.quota - self.calls)
 
+    @property
+    def outside_runs(self) -> int:
+        """The ledger's calls no run booked in the history (the checks per day add up to the rest): GREEN-API's
+        count taken after a 466, runs without a usage history."""
+        return self.calls - sum(self.per_day.values())
+
     def to_dict(self, last_runs: int = 10) -> dict[str, Any]:
         return {"instance_id": self.instance_id, "month": self.month, "calls": self.calls, "quota": self.quota,
                 "left": self.left, "checks_per_day": dict(sorted(self.per_day.items())),
+                "calls_outside_runs": self.outside_runs,
                 "runs": [r.to_dict() for r in self.runs[:last_runs]], "next_auto": self.next_auto,
                 "quota_conflict": self.quota_conflict}
 
@@ -231,6 +238,9 @@ def describe(reports: list[InstanceUsage], month: str, last_runs: int = 5, error
             lines.append(f"  ! quota conflict: {r.conflict_text()}")
         if r.per_day:
             lines.append("  checks per day: " + ", ".join(f"{d[8:]}: {n}" for d, n in sorted(r.per_day.items())))
+        if r.outside_runs:
+            lines.append(f"  {r.outside_runs} calls booked by no run (GREEN-API's count after a 466, or runs "
+                         "without a usage history)")
         if r.next_auto:
             lines.append(f"  next run of {r.next_auto['dag_id']} ({r.next_auto['run_after']}) on auto: "
                          f"{r.next_auto['budget']} checks ({r.next_auto['rule']})")

@@ -51,6 +51,7 @@ CLIENT = "tests/test_client.py"
 ERRORS = "tests/test_errors.py"
 STORE = "tests/test_store.py"
 LEDGER = "tests/test_ledger.py"
+HISTORY = "tests/test_usage_history.py"
 NUMBERS = "tests/test_numbers.py"
 SETTINGS = "tests/test_settings.py"
 HOOK = "tests/test_hook.py"
@@ -270,6 +271,22 @@ MUTATIONS: tuple[Mutation, ...] = (
              "warehouse.statement_timeout is not None and warehouse.timed_out(error):",
              "warehouse.statement_timeout is not None and False:",
              (f"{WH_ERRORS}::test_a_table_locked_by_another_session_fails_the_task_within_its_statement_timeout[mysql]",)),
+    Mutation("ledger: counting ahead holds at most a second of sends", f"{PKG}/warehouse/ledger.py",
+             "return min(self.most(pace), max(1,", "return min(self.max_calls, max(1,",
+             (f"{LEDGER}::test_reserve_ahead_counts_twice_what_one_commit_lasts_when_it_would_hold_the_pace_back",)),
+    # --- usage history: what the CLI and the view show ----------------------------------------------------
+    Mutation("usage history: the ledger books each counted call on the run's row", f"{PKG}/warehouse/ledger.py",
+             "            self._book(cursor, counted)\n", "            self._book(cursor, 0)\n", (HISTORY,)),
+    Mutation("usage history: calls given back come off the run's row", f"{PKG}/warehouse/ledger.py",
+             "            self._book(cursor, -calls)\n", "            self._book(cursor, 0)\n", (HISTORY,)),
+    Mutation("usage history: a booking that fails never fails the ledger's count", f"{PKG}/warehouse/ledger.py",
+             "            if self._booking is None:\n                raise\n", "            raise\n", (HISTORY,)),
+    Mutation("usage history: a running row not heard from reads interrupted", f"{PKG}/warehouse/usage_history.py",
+             '            if state == "running" and (updated_at is None or updated_at < stale):',
+             "            if False:", (HISTORY,)),
+    Mutation("usage history: the next run writes interrupted on the instance's stale rows",
+             f"{PKG}/warehouse/usage_history.py", "        history.mark_interrupted(instance_id, clock())\n",
+             "        pass\n", (HISTORY,)),
     # --- numbers: a quirk rule, masking -------------------------------------------------------------------
     Mutation("numbers: Russian trunk 8 becomes 7", f"{PKG}/numbers/quirks.py",
              'return "7" + digits[1:] if len(digits) == 11 and digits[0] == "8" else None',

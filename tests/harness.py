@@ -85,7 +85,7 @@ def assert_invariants(harness, summary, ledger_calls=None, ledger_slack=0):
     """The invariants every scenario must keep: every input accounted for exactly once; no row duplicated;
     an answer stored only where GREEN-API gave one (a transient failure is never ``not_exists``), and the
     right one; the usage ledger equals the emulator's count of checkWhatsapp requests (or ``ledger_calls``), or
-    exceeds it by at most ``ledger_slack`` (a block a killed task had reserved on a batched engine)."""
+    exceeds it by at most ``ledger_slack`` (the calls a killed task had counted and not sent)."""
     assert summary.inputs == summary.duplicates + summary.invalid + summary.distinct_numbers, summary
     assert summary.distinct_numbers == (summary.fresh + summary.exists + summary.not_exists + summary.rejected
                                         + summary.error + summary.pending), summary
@@ -129,10 +129,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("target", help="SQLite path, PostgreSQL DSN, or else the AIRFLOW_CONN value")
     parser.add_argument("numbers", help="comma-separated numbers")
     parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--history", action="store_true", help="keep the usage history table too")
     args = parser.parse_args(argv)
     harness = Harness(None, _warehouse(args.dialect, args.target), max_in_flight=2)
     harness.base_url = args.base_url
-    summary = harness.run(args.numbers.split(","), chunk_size=args.chunk_size, commit_interval=0.5)
+    summary = harness.run(args.numbers.split(","), chunk_size=args.chunk_size, commit_interval=0.5,
+                          history=args.history)
     print(summary.describe(), flush=True)
 
 

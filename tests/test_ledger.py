@@ -260,11 +260,58 @@ def test_at_a_real_pace_nothing_is_counted_ahead(warehouse):
     (math.inf, 1000, 0.02, 40),  # unpaced: twice what one commit lasts
     (math.inf, 10, 0.02, 1),  # at least one
     (math.inf, 100_000, 0.5, 256),  # capped
+    (10, 10, 2.0, 10),  # a commit of 2 s at a real pace: at most a second of sends (was 40)
+    (100, 100, 0.5, 100),
 ])
 def test_reserve_ahead_counts_twice_what_one_commit_lasts_when_it_would_hold_the_pace_back(
         pace, sends, commit_seconds, ahead):
     assert ReserveAhead().calls(pace, sends, commit_seconds) == ahead
     assert COUNT_EACH_CALL.calls(pace, sends, commit_seconds) == 0
+
+
+class VerySlowCommits(SlowCommits):
+    def commit(self):
+        threading.Event().wait(1.0)
+        self.connection.commit()
+
+
+def test_slow_commits_never_hold_more_calls_counted_and_unsent_than_most_unsent(warehouse):
+    """What a kill at any moment leaves above GREEN-API's count (the calls counted and not sent) stays within
+    ``most_unsent``, however slow the commits: here 1 s at 10 calls a second from two threads (before the
+    cap on counting ahead, a second of sends, the ledger held 28 after 12 s, and more the longer it ran)."""
+    ledger = make_ledger(warehouse, thread_safe=True)
+    ledger.connection = VerySlowCommits(ledger.connection)
+    sent, held, lock, stop = [0], [0], threading.Lock(), threading.Event()
+
+    def sender():
+        while not stop.is_set():
+            ledger.reserve_call(pace=10)
+            with lock:
+                sent[0] += 1
+            stop.wait(0.2)  # two threads: 10 calls a second
+
+    def watch():
+        reader = warehouse.provider_connect()
+        while not stop.wait(0.05):
+            cursor = reader.cursor()
+            cursor.execute("SELECT calls FROM greenapi_usage")
+            calls = cursor.fetchall()
+            cursor.close()
+            reader.rollback()  # the next read sees the next commit
+            with lock:
+                held[0] = max(held[0], (calls[0][0] if calls else 0) - sent[0])
+        reader.close()
+
+    threads = [threading.Thread(target=t) for t in (sender, sender, watch)]
+    for thread in threads:
+        thread.start()
+    threading.Event().wait(12)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    bound = ledger.most_unsent(2, 10)
+    assert bound == 2 + 2 * 10 + warehouse.dialect.engine.ledger_block - 1
+    assert 0 < held[0] <= bound, (held[0], bound)
 
 
 def test_a_quota_another_task_spent_mid_run_stops_the_run_quietly(emulator, warehouse, monkeypatch):

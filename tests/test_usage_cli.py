@@ -15,7 +15,7 @@ import pytest
 from airflow_provider_greenapi._compat import PROVIDER_CLI
 from airflow_provider_greenapi.emulator import airflow_connection
 from airflow_provider_greenapi.warehouse import Dialect, UsageLedger
-from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder
+from airflow_provider_greenapi.warehouse.usage_history import RunDay, UsageHistory
 from tests.airflow_cli import AIRFLOW, migrate
 from tests.conftest import TOKEN
 
@@ -45,9 +45,9 @@ def seeded_warehouse(path, dag_id="contacts_daily", run_id="scheduled__2026-12-0
         ledger.reserve_call()
     history = UsageHistory(connection, Dialect.SQLITE)
     history.ensure_table()
-    recorder = UsageRecorder(history, "1101000001", "tok-1", dag_id, run_id, lambda: 3, clock, interval=3600)
-    recorder.start(967, "max_checks=auto: (30000 quota - 0 used in 2026-12 - 0 reserve) / 31 runs left = 967")
-    recorder.stop("done")
+    history.write(RunDay("1101000001", "tok-1", "2026-12-09", dag_id, run_id, clock(), clock(), 3, 967,
+                         "max_checks=auto: (30000 quota - 0 used in 2026-12 - 0 reserve) / 31 runs left = 967",
+                         "done"))
     connection.close()
 
 
@@ -183,3 +183,36 @@ def test_a_token_in_the_quota_extra_is_described_never_printed(airflow_home, tmp
         assert done.returncode != 0
         assert f"extra monthly_quota must be a number (got a text of {len(stored)} characters)" in done.stderr
         assert TOKEN not in done.stdout + done.stderr
+
+
+def test_a_killed_run_reads_interrupted_and_the_days_add_up_to_the_ledger(airflow_home, tmp_path, request,
+                                                                           monkeypatch):
+    """A task process killed with SIGKILL mid-run, a minute later: the CLI shows it ``interrupted`` (not
+    ``running`` for ever) and checks per day that add up to the ledger's calls."""
+    from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
+    from airflow_provider_greenapi.warehouse.usage_history import STALE_AFTER
+    from tests.conftest import ID_INSTANCE, make_warehouse
+    from tests.harness import Harness
+    from tests.test_killed_runs import kill_mid_run
+
+    warehouse = make_warehouse("sqlite", tmp_path, request, monkeypatch)
+    numbers = [f"7918{i:07d}" for i in range(40)]
+    with GreenApiEmulator([EmulatedInstance(ID_INSTANCE, TOKEN, faults=FaultPlan(latency_ms=50))]) as emu:
+        Harness(emu, warehouse, max_in_flight=2).run(numbers[:1], history=True)
+        kill_mid_run(emu, warehouse, numbers, 7)
+    now = datetime.now(timezone.utc)
+    aged = Dialect.SQLITE.engine.to_db_time(now - STALE_AFTER - STALE_AFTER / 4)  # as if a minute went by
+    connection = warehouse.connect()
+    connection.execute("UPDATE greenapi_usage_runs SET updated_at = ? WHERE state = 'running'", (aged,))
+    connection.commit()
+    connection.close()
+    env = {**airflow_home, "AIRFLOW_CONN_WAREHOUSE": warehouse.airflow_uri}
+    as_json = run_usage(env, "warehouse", "--output", "json")
+    assert as_json.returncode == 0, as_json.stderr[-3000:]
+    (instance,) = json.loads(as_json.stdout[as_json.stdout.index("{"):])["instances"]
+    assert sorted(run["state"] for run in instance["runs"]) == ["done", "interrupted"]
+    assert instance["calls_outside_runs"] == 0
+    assert sum(instance["checks_per_day"].values()) == instance["calls"] == warehouse.fetch_all(
+        "SELECT calls FROM greenapi_usage")[0][0]
+    table = run_usage(env, "warehouse")
+    assert table.returncode == 0 and "  interrupted" in table.stdout and "  running" not in table.stdout

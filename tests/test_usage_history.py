@@ -9,7 +9,15 @@ import pytest
 
 from airflow_provider_greenapi.warehouse import UsageLedger
 from airflow_provider_greenapi.warehouse.ledger import usage_in_month
-from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder, checks_per_day, runs
+from airflow_provider_greenapi.warehouse.store import RunContext
+from airflow_provider_greenapi.warehouse.usage_history import (
+    STALE_AFTER,
+    UsageHistory,
+    UsageRecorder,
+    checks_per_day,
+    runs,
+    start_recording,
+)
 
 
 @pytest.fixture
@@ -26,35 +34,71 @@ class Clock:
 
 
 def test_a_run_across_midnight_gets_a_row_per_day_and_the_month_adds_up(warehouse):
+    """The ledger books the run's calls on the day it counts them, and gives back what it did not send."""
     connection = warehouse.provider_connect()
-    history = UsageHistory(connection, warehouse.dialect)
+    clock = Clock(datetime(2026, 12, 20, 23, 58, tzinfo=timezone.utc))
+    ledger = UsageLedger(warehouse.provider_connect(), warehouse.dialect, "1101000001", None, clock=clock)
+    ledger.ensure_table()
+    history = UsageHistory(connection, warehouse.dialect).sharing(ledger.connection, ledger.lock)
     history.ensure_table()
     history.ensure_table()  # idempotent
-    clock, sent = Clock(datetime(2026, 12, 20, 23, 58, tzinfo=timezone.utc)), [0]
-    recorder = UsageRecorder(history, "1101000001", "token-a", "contacts", "scheduled__2026-12-20", lambda: sent[0],
-                             clock, interval=3600)  # no background writes: the test drives them
+    recorder = UsageRecorder(history, "1101000001", "token-a", "contacts", "scheduled__2026-12-20", clock,
+                             interval=3600)  # no background writes: the test drives them
     recorder.start(120, "max_checks=auto: ...")
-    sent[0] = 70
-    recorder._write("running")
+    ledger.book_on(recorder.book)
+    for _ in range(70):
+        ledger.reserve_call()
     clock.now += timedelta(minutes=5)  # past midnight
-    sent[0] = 100
+    for _ in range(30):
+        ledger.reserve_call()
     recorder.stop("done")
-    other = UsageRecorder(history, "1101000002", "token-b", "contacts", "manual__x", lambda: 7, clock, 3600)
+    ledger.close()  # gives back a batched engine's unsent block, in the ledger and in the history
+    other = UsageRecorder(UsageHistory(connection, warehouse.dialect), "1101000002", "token-b", "contacts",
+                          "manual__x", clock, 3600)
     other.start()
     other.stop("stopped")
 
-    rows = history.month_rows("2026-12")
-    assert sorted((r.instance_id, r.day, r.checks, r.state) for r in rows) == [
-        ("1101000001", "2026-12-20", 70, "running"),
-        ("1101000001", "2026-12-21", 30, "done"),
-        ("1101000002", "2026-12-21", 7, "stopped"),
-    ]
-    assert checks_per_day(rows) == {"1101000001": {"2026-12-20": 70, "2026-12-21": 30},
-                                    "1101000002": {"2026-12-21": 7}}
+    rows = UsageHistory(connection, warehouse.dialect).month_rows("2026-12", now=clock.now)
+    days = checks_per_day(rows)
+    assert sum(days["1101000001"].values()) == 100 == usage_in_month(connection, warehouse.dialect, "2026-12")[0].calls
+    if warehouse.dialect.engine.ledger_block == 1:  # counted call by call: each on its own day
+        assert days["1101000001"] == {"2026-12-20": 70, "2026-12-21": 30}
+    assert days["1101000002"] == {"2026-12-21": 0}
+    assert {(r.instance_id, r.state) for r in rows} == {("1101000001", "done"), ("1101000002", "stopped")}
     first, second = runs(rows)[1], runs(rows)[0]
     assert (first.instance_id, first.checks, first.budget, first.state) == ("1101000001", 100, 120, "done")
     assert second.run_id == "manual__x" and second.budget is None
-    assert history.month_rows("2026-11") == []
+    assert UsageHistory(connection, warehouse.dialect).month_rows("2026-11") == []
+    connection.close()
+
+
+def test_a_run_not_heard_from_reads_interrupted_and_a_later_run_writes_it_so(warehouse):
+    """A run killed mid-way never writes its last state: past STALE_AFTER without a heartbeat, readers say
+    ``interrupted``, and the next run on the instance writes it (a live run's heartbeat keeps it ``running``)."""
+    connection = warehouse.provider_connect()
+    history = UsageHistory(connection, warehouse.dialect)
+    clock = Clock(datetime(2026, 12, 20, 9, 0, tzinfo=timezone.utc))
+    killed = UsageRecorder(history, "1101000001", "token-killed", "contacts", "r1", clock, 3600)
+    history.ensure_table()
+    killed.start()  # and never stopped, as a SIGKILL leaves it
+    clock.now += STALE_AFTER / 2
+    live = UsageRecorder(history, "1101000001", "token-live", "contacts", "r2", clock, 3600)
+    live.start()
+    assert {r.state for r in history.month_rows("2026-12", now=clock.now)} == {"running"}
+    clock.now += STALE_AFTER / 2 + timedelta(seconds=1)
+    states = {r.run_token: r.state for r in history.month_rows("2026-12", now=clock.now)}
+    assert states == {"token-killed": "interrupted", "token-live": "running"}
+    live._write("running")  # its heartbeat
+    later = start_recording(history, "1101000001", RunContext("token-next", "1101000001", "contacts", "r3"),
+                            clock, 3600, None)
+    assert later is not None
+    far_later = clock.now + timedelta(days=1)  # what is written, not what a reader makes of it
+    states = {r.run_token: r.state for r in history.month_rows("2026-12", now=clock.now - timedelta(days=1))}
+    assert states == {"token-killed": "interrupted", "token-live": "running", "token-next": "running"}
+    later.stop("done")
+    live.stop("done")
+    states = {r.run_token: r.state for r in history.month_rows("2026-12", now=far_later)}
+    assert states == {"token-killed": "interrupted", "token-live": "done", "token-next": "done"}
     connection.close()
 
 
@@ -70,3 +114,46 @@ def test_the_month_report_reads_every_instances_ledger_row(warehouse):
         ("1101000001", 1200, 5000, 3800), ("1101000002", 40, 30000, 29960)]
     assert usage_in_month(connection, warehouse.dialect, "2026-11") == []
     connection.close()
+
+
+def test_the_report_says_how_many_calls_no_run_booked(warehouse):
+    """The checks per day add up to the ledger's calls but for what no run booked, which the report names."""
+    from airflow_provider_greenapi.usage_report import describe, month_usage
+
+    clock = Clock(datetime(2026, 12, 5, 8, 0, tzinfo=timezone.utc))
+    ledger = UsageLedger(warehouse.provider_connect(), warehouse.dialect, "1101000001", None, clock=clock)
+    ledger.ensure_table()
+    history = UsageHistory(ledger.connection, warehouse.dialect, lock=ledger.lock)
+    history.ensure_table()
+    recorder = UsageRecorder(history, "1101000001", "token-a", "contacts", "r1", clock, 3600)
+    recorder.start()
+    ledger.book_on(recorder.book)
+    for _ in range(4):
+        ledger.reserve_call()
+    recorder.stop("done")
+    ledger.close()  # a batched engine's unsent block back, from the ledger and the history
+    ledger = UsageLedger(warehouse.provider_connect(), warehouse.dialect, "1101000001", None, clock=clock)
+    ledger.record_reported(10, None)  # a 466: GREEN-API counted 10
+    ledger.close()
+    (report,) = month_usage(warehouse.conn_id, "2026-12")
+    assert (report.calls, sum(report.per_day.values()), report.outside_runs) == (10, 4, 6)
+    assert report.to_dict()["calls_outside_runs"] == 6
+    assert "  6 calls booked by no run" in describe([report], "2026-12")
+
+
+def test_a_booking_that_fails_never_fails_the_count(warehouse):
+    """The history is informative: if its row cannot be written (here its table is missing), the ledger drops
+    the booking, rolls back and counts the calls all the same."""
+    clock = Clock(datetime(2026, 12, 5, 8, 0, tzinfo=timezone.utc))
+    ledger = UsageLedger(warehouse.provider_connect(), warehouse.dialect, "1101000001", None, clock=clock)
+    ledger.ensure_table()
+    recorder = UsageRecorder(UsageHistory(ledger.connection, warehouse.dialect, "no_such_history", ledger.lock),
+                             "1101000001", "token-a", "contacts", "r1", clock, 3600)
+    ledger.book_on(recorder.book)
+    for _ in range(3):
+        ledger.reserve_call()  # a warning says the booking is dropped
+    ledger.close()
+    (calls,), = warehouse.fetch_all("SELECT calls FROM greenapi_usage")
+    # fakesnow keeps the block's UPDATE though the failed booking's transaction was rolled back: never under
+    block = warehouse.dialect.engine.ledger_block
+    assert 3 <= calls <= 3 + (block if block > 1 else 0)

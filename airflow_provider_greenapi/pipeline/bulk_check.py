@@ -201,9 +201,14 @@ class BulkChecker:
         """The run's rows in the usage history, kept up to date while it sends (None: no history)."""
         if self.history is None:
             return None
-        client = self.client
-        return start_recording(self.history, client.id_instance, self.context, self.clock,
-                               lambda: client.calls_spent, self.options.commit_interval, summary.budget)
+        history = self.history
+        if self.ledger is not None:  # the ledger books the calls: the rows are written on its connection
+            history = history.sharing(self.ledger.connection, self.ledger.lock)
+        recorder = start_recording(history, self.client.id_instance, self.context, self.clock,
+                                   self.options.commit_interval, summary.budget)
+        if recorder is not None and self.ledger is not None:
+            self.ledger.book_on(recorder.book)
+        return recorder
 
     def _log_progress(self, summary: RunSummary, target: int, elapsed: float, dispatcher: Dispatcher) -> None:
         done = summary.checked

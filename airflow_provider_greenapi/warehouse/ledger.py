@@ -11,9 +11,9 @@ between two paced sends, as on a SQLite file at hundreds of checks a second), it
 the calls sent during one commit, refilled in the background before the pool runs dry (:class:`ReserveAhead`).
 On a batched (cloud) engine, where each statement is slow and billed, a refill counts at least the engine's
 ``ledger_block``. Whatever
-is left unsent is given back at :meth:`UsageLedger.close`; a crash may leave the ledger over-counted by that
-pool (never under-counted). At a real instance's pace on a transactional engine the pool stays empty, and
-the ledger is exact after a crash too.
+is left unsent is given back at :meth:`UsageLedger.close`. A crash leaves counted what was counted and not
+sent (never under-counted): at most :meth:`UsageLedger.most_unsent`, one call per request about to leave
+and, where it counts ahead, at most two seconds of sends at the pace (or a block).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -55,16 +55,17 @@ class ReserveAhead:
     """How many calls the ledger counts ahead of the sends.
 
     Nothing while counting each call keeps up with the sender's pace, that is while a commit is shorter
-    than ``threshold`` times the time between two paced sends (a real instance's 10/s: a commit under 100 ms,
-    which any warehouse manages): then every call is counted right before it is sent, and the ledger is exact
-    even after a crash. Otherwise the ledger is what would slow the run down, and it counts ahead twice the
-    calls sent during its slowest recent commit (at least one, at most ``max_calls``), so that the next refill
-    commits while those are sent.
+    than ``threshold`` times the time between two paced sends (a real instance's 10/s: a commit under 100 ms):
+    then every call is counted right before it is sent. Otherwise the ledger is what would slow the run down,
+    and it counts ahead twice the calls sent during its slowest recent commit (at least one, at most
+    ``max_seconds`` of sends at the pace and ``max_calls``), so that the next refill commits while those are
+    sent. The cap bounds what a crash leaves counted and unsent (:meth:`UsageLedger.most_unsent`).
     """
 
     threshold: float = 1.0
     headroom: float = 2.0  # jitter: the next commit may take longer, the sends may come faster
     max_calls: int = 256
+    max_seconds: float = 1.0  # and at most this long of sends at the pace
 
     def calls(self, pace: float | None, sends_per_second: float, slowest_commit_seconds: float) -> int:
         """``pace``: the most calls a second the sender may make (None: not known, count each call);
@@ -72,7 +73,13 @@ class ReserveAhead:
         if pace is None or slowest_commit_seconds <= 0 or pace * slowest_commit_seconds < self.threshold:
             return 0
         during_one_commit = sends_per_second * slowest_commit_seconds
-        return min(self.max_calls, max(1, math.ceil(self.headroom * during_one_commit)))
+        return min(self.most(pace), max(1, math.ceil(self.headroom * during_one_commit)))
+
+    def most(self, pace: float | None) -> int:
+        """The most calls counted ahead at ``pace``: ``max_seconds`` of sends, at most ``max_calls``."""
+        if pace is None:
+            return 0
+        return self.max_calls if math.isinf(pace) else min(self.max_calls, max(1, math.ceil(pace * self.max_seconds)))
 
 
 def _utc_now() -> datetime:
@@ -121,6 +128,18 @@ class UsageLedger:
         self._pace: float | None = None
         self._prefetcher: threading.Thread | None = None
         self._closed = False
+        self._booking: Callable[[Any, int], None] | None = None
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while a statement sequence runs on :attr:`connection`."""
+        return self._lock
+
+    def book_on(self, booking: Callable[[Any, int], None] | None) -> None:
+        """From now on, also call ``booking(cursor, calls)`` in each commit that counts calls (``calls`` > 0) or
+        gives them back (< 0): the usage history books the run's calls in the same transaction as the ledger.
+        A booking that fails is dropped (logged), never the count."""
+        self._booking = booking
 
     def ensure_table(self) -> None:
         ts, key = self.engine.timestamp_type, self.engine.key_text_type(64)
@@ -233,16 +252,30 @@ class UsageLedger:
         ``calls + wanted`` capped at the quota, or, when fewer are left, capped ``calls + 1`` UPDATEs until
         one is refused, all inside one transaction (never past the quota whoever else counts meanwhile)."""
         self._ensure_row(month)
-        if self.engine.ledger_block > 1:
-            return self._count_block(month, wanted)
-        counted = 0
+        return self._booked(self._count_block if self.engine.ledger_block > 1 else self._count_capped,
+                            month, wanted)
+
+    def _booked(self, action: Callable[[str, int], int], month: str, calls: int) -> int:
+        """``action`` (which books its calls in its transaction); if it fails with a booking, again without."""
+        try:
+            return action(month, calls)
+        except Exception as error:  # the history's table, most likely: the count must not fail for it
+            if self._booking is None:
+                raise
+            log.warning("The usage ledger stops booking this run's calls in the usage history: %s", error)
+            self._booking = None
+            return action(month, calls)
+
+    def _book(self, cursor: Any, calls: int) -> None:
+        if self._booking is not None and calls:
+            self._booking(cursor, calls)
+
+    @contextlib.contextmanager
+    def _committing(self) -> Iterator[Any]:
+        """A cursor whose statements are committed together, or rolled back when one fails."""
         cursor = self.connection.cursor()
         try:
-            if wanted > 1 and self._add_capped(cursor, month, wanted):
-                counted = wanted
-            else:
-                while counted < wanted and self._add_capped(cursor, month, 1):
-                    counted += 1
+            yield cursor
             self.connection.commit()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -250,6 +283,16 @@ class UsageLedger:
             raise
         finally:
             cursor.close()
+
+    def _count_capped(self, month: str, wanted: int) -> int:
+        counted = 0
+        with self._committing() as cursor:
+            if wanted > 1 and self._add_capped(cursor, month, wanted):
+                counted = wanted
+            else:
+                while counted < wanted and self._add_capped(cursor, month, 1):
+                    counted += 1
+            self._book(cursor, counted)
         return counted
 
     def _add_capped(self, cursor: Any, month: str, calls: int) -> bool:
@@ -273,8 +316,7 @@ class UsageLedger:
         another task counted meanwhile, so concurrent tasks never count past the quota together."""
         p = self._p
         while True:
-            cursor = self.connection.cursor()
-            try:
+            with self._committing() as cursor:
                 cursor.execute(
                     f"SELECT calls, reported_total FROM {self._table} WHERE instance_id = {p} AND month = {p}",
                     (self.instance_id, month),
@@ -283,7 +325,6 @@ class UsageLedger:
                 cap = self.monthly_quota if self.monthly_quota is not None else total
                 size = wanted if cap is None else max(0, min(wanted, int(cap) - int(calls)))
                 if size == 0:
-                    self.connection.commit()
                     return 0
                 cursor.execute(
                     f"UPDATE {self._table} SET calls = calls + {p}, updated_at = {p} "
@@ -291,22 +332,24 @@ class UsageLedger:
                     (size, self.engine.to_db_time(self._clock()), self.instance_id, month, calls),
                 )
                 counted = cursor.rowcount == 1
-            finally:
-                cursor.close()
-            self.connection.commit()
+                if counted:
+                    self._book(cursor, size)
             if counted:
                 return size
 
     def _give_back(self, month: str, calls: int) -> None:
         """Uncount calls that were counted and never sent (at close, or when the month turns)."""
-        if calls == 0:
-            return
+        if calls:
+            self._booked(self._uncount, month, calls)
+
+    def _uncount(self, month: str, calls: int) -> int:
         p = self._p
-        self._execute(
-            f"UPDATE {self._table} SET calls = calls - {p} WHERE instance_id = {p} AND month = {p} AND calls >= {p}",
-            (calls, self.instance_id, month, calls),
-        )
-        self.connection.commit()
+        with self._committing() as cursor:
+            cursor.execute(f"UPDATE {self._table} SET calls = calls - {p} "
+                           f"WHERE instance_id = {p} AND month = {p} AND calls >= {p}",
+                           (calls, self.instance_id, month, calls))
+            self._book(cursor, -calls)
+        return calls
 
     def record_reported(self, used: int | None, total: int | None) -> None:
         """Store what a 466 answer said; the count never goes below what GREEN-API reports as used. The pool
@@ -346,6 +389,13 @@ class UsageLedger:
         quota = self.monthly_quota if self.monthly_quota is not None else total
         return MonthlyUsage(self.instance_id, month, int(calls) - unsent, quota, used, total)
 
+    def most_unsent(self, in_flight: int, pace: float | None) -> int:
+        """The most calls this ledger holds counted and not sent at any moment, for a sender with ``in_flight``
+        requests at once at ``pace`` calls a second: one per request about to leave, twice what it counts
+        ahead (a refill while the previous one's calls are sent), and what is left of a batched engine's block.
+        It is what a task killed at any point can leave in the ledger above GREEN-API's count."""
+        return in_flight + 2 * self.reserve_ahead.most(pace) + self.engine.ledger_block - 1
+
     def close(self) -> None:
         """Stop counting ahead, give back the calls counted and not sent, close the connection."""
         with self._pool_changed:
@@ -367,14 +417,10 @@ class UsageLedger:
 
     def _ensure_row(self, month: str) -> str:
         if month not in self._months_with_row:
-            cursor = self.connection.cursor()
-            try:
+            with self._committing() as cursor:
                 self.engine.insert_missing(cursor, self.table_name, ("instance_id", "month", "calls", "updated_at"),
                                            ("instance_id", "month"),
                                            (self.instance_id, month, 0, self.engine.to_db_time(self._clock())))
-            finally:
-                cursor.close()
-            self.connection.commit()
             self._months_with_row.add(month)
         return month
 

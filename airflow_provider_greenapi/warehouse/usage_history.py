@@ -1,12 +1,13 @@
 """The usage history: checkWhatsapp calls per run, instance and UTC day, for ``airflow greenapi usage`` and the
 UI view (checks per day, the last runs, what ``auto`` planned).
 
-The usage ledger (ledger.py) counts the month's calls exactly, before each is sent; this table says *who*
-spent them and *when*, and costs little: one row per run, instance and day, upserted by a
-:class:`UsageRecorder` at the run's start, every few seconds while the count moves (from its own thread, on its
-own connection, so the dispatch loop never waits for it) and at the end. A crash loses at most the last
-interval of the history, never of the ledger. A write that fails is logged and the run goes on: nothing
-here enforces anything.
+The usage ledger (ledger.py) counts the month's calls before each is sent; this table says *who* spent them
+and *when*, one row per run, instance and day. The ledger books each run's calls on its row in the same
+commit that counts them (:meth:`UsageRecorder.book`), so the checks per day add up to the ledger's count,
+after a crash too. A :class:`UsageRecorder` writes the row's state at the run's start and end and a
+heartbeat (``updated_at``) every few seconds in between: a ``running`` row not heard from for
+:data:`STALE_AFTER` belongs to a run that was killed, and reads as ``interrupted`` (a later run on the
+instance writes it so). A heartbeat that fails is logged and the run goes on: nothing here enforces anything.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_greenapi.warehouse.engine import Dialect
@@ -28,6 +29,9 @@ DEFAULT_HISTORY_TABLE = "greenapi_usage_runs"
 _COLUMNS = ("instance_id", "run_token", "day", "month", "dag_id", "run_id", "started_at", "updated_at", "checks",
             "budget", "budget_rule", "state")
 _KEY = ("instance_id", "run_token", "day")
+HEARTBEAT_SECONDS = 15.0  # the longest time between two writes of a live run's row
+STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)  # a `running` row older than this: the run is gone
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -75,17 +79,24 @@ def _iso(value: datetime | None) -> str | None:
 class UsageHistory:
     """The history table over one DB-API connection (thread-safe: one statement sequence at a time)."""
 
-    def __init__(self, connection: Any, dialect: Dialect, table: str = DEFAULT_HISTORY_TABLE) -> None:
+    def __init__(self, connection: Any, dialect: Dialect, table: str = DEFAULT_HISTORY_TABLE,
+                 lock: threading.Lock | None = None) -> None:
         self.connection = connection
+        self.dialect = dialect
         self.engine = dialect.engine
         self.table_name = table
         self._table = self.engine.table_name(table)
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
+
+    def sharing(self, connection: Any, lock: threading.Lock) -> UsageHistory:
+        """This table over another connection and its lock (the usage ledger's, which books the calls: one
+        writer per row, as DuckDB's optimistic transactions need)."""
+        return UsageHistory(connection, self.dialect, self.table_name, lock)
 
     def ensure_table(self) -> None:
         engine = self.engine
         key, ts, text = engine.key_text_type(64), engine.timestamp_type, engine.text_type
-        with self._lock:
+        with self._transaction():
             engine.create_table(
                 self.connection, self.table_name,
                 f"instance_id {key} NOT NULL, run_token {key} NOT NULL, day {engine.key_text_type(10)} NOT NULL, "
@@ -94,22 +105,63 @@ class UsageHistory:
                 "PRIMARY KEY (instance_id, run_token, day)",
             )
 
-    def write(self, row: RunDay) -> None:
-        """Upsert one run's day and commit."""
-        engine = self.engine
-        values = (row.instance_id, row.run_token, row.day, row.day[:7], row.dag_id, row.run_id,
-                  engine.to_db_time(row.started_at), engine.to_db_time(row.updated_at), row.checks, row.budget,
-                  row.budget_rule, row.state)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor under the lock, committed, or rolled back when a statement fails (still under the lock:
+        the connection may be the usage ledger's, in the middle of nothing else)."""
         with self._lock:
             cursor = self.connection.cursor()
             try:
-                engine.upsert(cursor, self.table_name, _COLUMNS, _KEY, [values])
+                yield cursor
+                self.connection.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.connection.rollback()
+                raise
             finally:
                 cursor.close()
-            self.connection.commit()
 
-    def month_rows(self, month: str) -> list[RunDay]:
-        """Every row of ``month`` (``YYYY-MM``); read-only."""
+    def write(self, row: RunDay) -> None:
+        """Write one run's day (its state, times and budget) and commit; its ``checks`` are the ledger's to
+        book (:meth:`UsageRecorder.book`): a new row starts with ``row.checks``, an existing one keeps its own."""
+        engine, p = self.engine, self.engine.placeholder
+        with self._transaction() as cursor:
+            self._insert_missing(cursor, row)
+            cursor.execute(
+                f"UPDATE {self._table} SET dag_id = {p}, run_id = {p}, updated_at = {p}, budget = {p}, "
+                f"budget_rule = {p}, state = {p} WHERE instance_id = {p} AND run_token = {p} AND day = {p}",
+                (row.dag_id, row.run_id, engine.to_db_time(row.updated_at), row.budget, row.budget_rule,
+                 row.state, row.instance_id, row.run_token, row.day))
+
+    def _insert_missing(self, cursor: Any, row: RunDay) -> None:
+        engine = self.engine
+        engine.insert_missing(cursor, self.table_name, _COLUMNS, _KEY, (
+            row.instance_id, row.run_token, row.day, row.day[:7], row.dag_id, row.run_id,
+            engine.to_db_time(row.started_at), engine.to_db_time(row.updated_at), row.checks, row.budget,
+            row.budget_rule, row.state))
+
+    def add_checks(self, cursor: Any, row: RunDay, calls: int) -> None:
+        """``checks = checks + calls`` on ``row``'s key (created if missing), in the caller's transaction."""
+        p = self.engine.placeholder
+        self._insert_missing(cursor, replace(row, checks=0))
+        cursor.execute(
+            f"UPDATE {self._table} SET checks = checks + {p}, updated_at = {p} "
+            f"WHERE instance_id = {p} AND run_token = {p} AND day = {p}",
+            (calls, self.engine.to_db_time(row.updated_at), row.instance_id, row.run_token, row.day))
+
+    def mark_interrupted(self, instance_id: str, now: datetime) -> None:
+        """Write ``interrupted`` on the instance's ``running`` rows not heard from for :data:`STALE_AFTER`."""
+        p = self.engine.placeholder
+        with self._transaction() as cursor:
+            cursor.execute(
+                f"UPDATE {self._table} SET state = {p} WHERE instance_id = {p} AND state = 'running' "
+                f"AND updated_at < {p}",
+                (INTERRUPTED, instance_id, self.engine.to_db_time(now - STALE_AFTER)))
+
+    def month_rows(self, month: str, now: datetime | None = None) -> list[RunDay]:
+        """Every row of ``month`` (``YYYY-MM``); read-only. A ``running`` row not heard from for
+        :data:`STALE_AFTER` before ``now`` (default: the time of the call) reads as ``interrupted``."""
+        stale = (now or datetime.now(timezone.utc)) - STALE_AFTER
         sql = (f"SELECT {', '.join(_COLUMNS)} FROM {self._table} WHERE month = {self.engine.placeholder} "
                "ORDER BY day, started_at")
         with self._lock:
@@ -124,9 +176,11 @@ class UsageHistory:
                 self.connection.rollback()  # end the read transaction
         rows = []
         for r in records:
+            updated_at, state = self.engine.from_db_time(r[7]), str(r[11])
+            if state == "running" and (updated_at is None or updated_at < stale):
+                state = INTERRUPTED
             rows.append(RunDay(str(r[0]), str(r[1]), str(r[2]), r[4], r[5], self.engine.from_db_time(r[6]),
-                               self.engine.from_db_time(r[7]), int(r[8]), None if r[9] is None else int(r[9]),
-                               r[10], str(r[11])))
+                               updated_at, int(r[8]), None if r[9] is None else int(r[9]), r[10], state))
         return rows
 
 
@@ -158,22 +212,22 @@ def runs(rows: Sequence[RunDay]) -> list[RunUsage]:
 
 
 class UsageRecorder:
-    """Keeps one run's rows up to date from a background thread while the run sends checks.
+    """One run's rows in the usage history, one per UTC day it spends on.
 
-    ``count`` returns the checkWhatsapp calls the run has sent so far (the client's counter); the calls are
-    booked on the UTC day of the write that sees them, so a run across midnight gets a row per day.
+    The usage ledger books the run's calls (:meth:`book`) in the commit that counts them, so a run's row holds
+    what the ledger counted for it, after a crash too. The recorder writes the row's state at the start and
+    the end and, from a background thread, a heartbeat every ``interval`` seconds (at most
+    :data:`HEARTBEAT_SECONDS`) by which readers tell a live run from a killed one.
     """
 
     def __init__(self, history: UsageHistory, instance_id: str, run_token: str, dag_id: str | None,
-                 run_id: str | None, count: Callable[[], int], clock: Callable[[], datetime],
-                 interval: float = 5.0) -> None:
-        self.history, self.count, self.clock, self.interval = history, count, clock, interval
+                 run_id: str | None, clock: Callable[[], datetime], interval: float = 5.0) -> None:
+        self.history, self.clock, self.interval = history, clock, min(interval, HEARTBEAT_SECONDS)
         self._ids = (instance_id, run_token, dag_id, run_id)
         self._budget: tuple[int | None, str | None] = (None, None)
         self._started = clock()
-        self._day = self._day_of(self._started)
-        self._day_base = 0  # calls counted before the current day began
-        self._written: tuple[str, int, str] | None = None
+        self._state = "running"
+        self._booked: dict[str, int] = {}  # day -> calls booked on it
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="greenapi-usage-history", daemon=True)
 
@@ -193,44 +247,55 @@ class UsageRecorder:
             self._thread.join(self.interval + 30)
         self._write(state)
 
+    def book(self, cursor: Any, calls: int) -> None:
+        """Add ``calls`` counted (or, negative, given back) to the run's checks, on ``cursor`` in the usage
+        ledger's transaction (the ledger holds the history's lock). Calls given back come off the latest days
+        first."""
+        now = self.clock()
+        if calls >= 0:
+            days = [(self._day_of(now), calls)]
+        else:
+            days, left = [], -calls
+            for day in sorted(self._booked, reverse=True):
+                take = min(left, self._booked[day])
+                if take:
+                    days.append((day, -take))
+                left -= take
+        for day, delta in days:
+            self.history.add_checks(cursor, self._row(day, now, self._state), delta)
+            self._booked[day] = self._booked.get(day, 0) + delta
+
+    def _row(self, day: str, now: datetime, state: str) -> RunDay:
+        instance_id, token, dag_id, run_id = self._ids
+        return RunDay(instance_id, token, day, dag_id, run_id, self._started, now, 0, *self._budget, state)
+
     def _loop(self) -> None:
         while not self._stopped.wait(self.interval):
             self._write("running")
 
     def _write(self, state: str) -> None:
-        now, sent = self.clock(), self.count()
-        day = self._day_of(now)
-        if day != self._day:
-            self._day_base = self._written[1] + self._day_base if self._written else self._day_base
-            self._day, self._written = day, None
-        checks = sent - self._day_base
-        if self._written == (day, checks, state):
-            return
-        instance_id, token, dag_id, run_id = self._ids
-        row = RunDay(instance_id, token, day, dag_id, run_id, self._started, now, checks, *self._budget, state)
+        """The state and the heartbeat on each day's row the run has (today's at least)."""
+        now = self.clock()
+        self._state = state
         try:
-            self.history.write(row)
+            for day in sorted({self._day_of(now), *self._booked}):
+                self.history.write(self._row(day, now, state))
         except Exception as error:  # the history informs; the ledger enforces: never stop a run for it
-            with contextlib.suppress(Exception):
-                self.history.connection.rollback()
             log.warning("Could not update the usage history table %s: %s", self.history.table_name, error)
-            return
-        self._written = (day, checks, state)
 
 
 def start_recording(history: UsageHistory, instance_id: str, context: RunContext, clock: Callable[[], datetime],
-                    count: Callable[[], int], interval: float, budget: dict[str, Any] | None) -> UsageRecorder | None:
+                    interval: float, budget: dict[str, Any] | None) -> UsageRecorder | None:
     """A started recorder of one run (``budget``: what ``auto`` planned), or None when the history table
-    cannot be made: the run goes on without it."""
+    cannot be made: the run goes on without it. The instance's runs killed earlier are marked
+    ``interrupted`` first."""
     try:
         history.ensure_table()
-    except Exception as error:
-        with contextlib.suppress(Exception):
-            history.connection.rollback()
+        history.mark_interrupted(instance_id, clock())
+    except Exception as error:  # rolled back by the history
         log.warning("No usage history for this run: the table %s cannot be created (%s).", history.table_name, error)
         return None
-    recorder = UsageRecorder(history, instance_id, context.token, context.dag_id, context.run_id, count, clock,
-                             interval)
+    recorder = UsageRecorder(history, instance_id, context.token, context.dag_id, context.run_id, clock, interval)
     plan = budget or {}
     recorder.start(plan.get("budget"), plan.get("explanation"))
     return recorder

@@ -27,7 +27,7 @@ import pytest
 
 from airflow_provider_greenapi._compat import AIRFLOW_VERSION
 from airflow_provider_greenapi.warehouse import Dialect, UsageLedger
-from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder
+from airflow_provider_greenapi.warehouse.usage_history import RunDay, UsageHistory
 from tests.airflow_cli import AIRFLOW
 from tests.browser.conftest import ApiServer
 from tests.conftest import ID_INSTANCE, TOKEN
@@ -66,11 +66,9 @@ def seed_month(path: Path) -> int:
     total, day = 0, start
     for _ in range(SEEDED_DAYS):
         checks = 600 + 37 * (day.day % 7)
-        recorder = UsageRecorder(history, ID_INSTANCE, f"token-{day.day}", "contacts_daily",
-                                 f"scheduled__{day:%Y-%m-%d}T00:00:00+00:00", lambda c=checks: c,
-                                 lambda d=day: d, interval=3600)
-        recorder.start(checks + 40, "max_checks=auto")
-        recorder.stop("done")
+        history.write(RunDay(ID_INSTANCE, f"token-{day.day}", f"{day:%Y-%m-%d}", "contacts_daily",
+                             f"scheduled__{day:%Y-%m-%d}T00:00:00+00:00", day, day, checks, checks + 40,
+                             "max_checks=auto", "done"))
         total += checks
         day += timedelta(days=1)
     ledger.record_reported(total, None)  # the ledger's count of the same calls
