@@ -9,7 +9,7 @@ import sys
 import uuid
 
 import pytest
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 from tests.conftest import engine_params, make_warehouse
@@ -173,7 +173,7 @@ def test_duckdb_names_tables_in_its_file_and_main_schema(tmp_path, request, monk
 
 LINEAGE_DAG = """
 import pendulum
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 
 with DAG("greenapi_lineage", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):

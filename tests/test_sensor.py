@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk import PokeReturnValue
+from airflow.providers.common.compat.sdk import PokeReturnValue
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_greenapi._compat import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred

@@ -17,7 +17,7 @@ PROBE_DAG = textwrap.dedent('''
     from datetime import timedelta
 
     import pendulum
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 
@@ -30,7 +30,7 @@ SENSOR_PROBE_DAG = textwrap.dedent('''
     from datetime import timedelta
 
     import pendulum
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from airflow_provider_greenapi.sensors import GreenApiInstanceStateSensor
 
