@@ -25,6 +25,8 @@ from airflow_provider_greenapi.sensors import GreenApiInstanceStateError, GreenA
 from airflow_provider_greenapi.triggers import GreenApiInstanceStateTrigger
 from tests.conftest import ID_INSTANCE, TOKEN, greenapi_connection
 
+pytestmark = pytest.mark.matrix  # the sensor and its trigger in the triggerer's loop: on every Airflow line
+
 STATE = "getStateInstance"
 BLOCKED_ADVICE = InstanceState.BLOCKED.advice
 
