@@ -27,12 +27,15 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 # The core tests (marker `matrix`) on the newest patch of every other supported Airflow line, each in its own
-# virtualenv under .venv-matrix/ (3.3, the newest stable line, is .venv's: `make test`). MATRIX_BROWSER also
-# runs the browser test on that line (the one with the Test-button fix, apache/airflow#73298).
-MATRIX_AIRFLOW ?= 3.1.8 3.2.2 3.4.0b2
+# virtualenv under .venv-matrix/ (3.3, the newest stable line, is .venv's: `make test`), each beside a real
+# `airflow dags test` of the example DAG against the emulator. MATRIX_BROWSER also runs the browser test on that
+# line (the one with the Test-button fix, apache/airflow#73298). docs/airflow-versions.md: what works where.
+MATRIX_AIRFLOW ?= 2.11.2 3.0.6 3.1.8 3.2.2 3.4.0b2
 MATRIX_BROWSER ?= 3.4.0b2
+MATRIX_OPENLINEAGE ?= 2.11.2 3.0.6
 test-matrix:
-	MATRIX_AIRFLOW="$(MATRIX_AIRFLOW)" MATRIX_BROWSER="$(MATRIX_BROWSER)" PYTHON=$(PYTHON) scripts/test-matrix.sh
+	MATRIX_AIRFLOW="$(MATRIX_AIRFLOW)" MATRIX_BROWSER="$(MATRIX_BROWSER)" MATRIX_OPENLINEAGE="$(MATRIX_OPENLINEAGE)" \
+		PYTHON=$(PYTHON) scripts/test-matrix.sh
 
 # The wheel and the sdist, checked as PyPI would (tests/test_packaging.py runs it into a temporary folder).
 DIST ?= dist

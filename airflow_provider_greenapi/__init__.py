@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_provider_greenapi._version import __version__
 from airflow_provider_greenapi.provider_info import get_provider_info
 
-__all__ = ["get_provider_info"]
-__version__ = "0.1.0"
+__all__ = ["__version__", "get_provider_info"]

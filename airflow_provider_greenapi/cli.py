@@ -1,8 +1,8 @@
 """``airflow greenapi usage``: the month's GREEN-API usage per instance, from a warehouse's usage ledger.
 
-Registered through ``get_provider_info()["cli"]`` (Airflow 3.2+ reads it). Airflow 3.1 reads no provider
-commands: there, ``python -m airflow_provider_greenapi.cli usage ...`` runs the same command with the same
-arguments (see docs/quota.md).
+Registered through ``get_provider_info()["cli"]`` (Airflow 3.2+ reads it). Airflow 2.11 to 3.1 read no provider
+commands: there the ``greenapi`` console script (``greenapi usage ...``, or ``python -m
+airflow_provider_greenapi.cli usage ...``) runs the same command with the same arguments (see docs/quota.md).
 """
 
 from __future__ import annotations
@@ -81,8 +81,12 @@ def usage_command(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m airflow_provider_greenapi.cli usage ...`` (for Airflow 3.1, which has no provider CLI)."""
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_greenapi.cli")
+    """``greenapi usage ...``, the console script (and ``python -m airflow_provider_greenapi.cli usage ...``): the
+    same command on every Airflow line, for 2.11 to 3.1, which load no provider CLI."""
+    # Airflow logs to stdout (3.0: its plugins at INFO, its provider manager's own conn-type clashes at WARNING);
+    # here the report is the output, maybe piped into a JSON reader: only Airflow's errors may join it.
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
+    parser = argparse.ArgumentParser(prog="greenapi")
     commands = parser.add_subparsers(dest="command", required=True)
     usage = commands.add_parser("usage", help="the month's GREEN-API usage per instance")
     for flags, options in _ARGS:

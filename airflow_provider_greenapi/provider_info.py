@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_greenapi._version import __version__
 from airflow_provider_greenapi.client import DEFAULT_API_URL
 from airflow_provider_greenapi.settings import conn_fields
 
@@ -30,7 +31,7 @@ def _core_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-greenapi",
         "name": "GREEN-API",
         "description": "Check which phone numbers have WhatsApp through GREEN-API, safely and fast.",
-        "versions": ["0.1.0"],
+        "versions": [__version__],
         "integrations": [
             {
                 "integration-name": "GREEN-API",

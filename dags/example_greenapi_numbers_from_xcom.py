@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, XComArg, task
+from airflow.providers.common.compat.sdk import DAG, XComArg, task
 
 from airflow_provider_greenapi.operators.check_whatsapp import RESULTS_XCOM_KEY, CheckWhatsappOperator
 

@@ -1,12 +1,13 @@
-"""Runs whenever the daily check has updated the results table (an Airflow Asset), and reads the counts
-that the check attached to the asset event."""
+"""Runs whenever the daily check has updated the results table (an Airflow Asset; a Dataset on Airflow 2.11),
+and reads the counts that the check attached to the asset event. Airflow 2.11 passes the events as
+``triggering_dataset_events``, 3.x as ``triggering_asset_events``: the task takes both."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_greenapi.operators.check_whatsapp import results_table_asset
 
@@ -22,10 +23,10 @@ with DAG(
 ) as dag:
 
     @task(inlets=[WHATSAPP_CHECKS])
-    def newly_reachable(triggering_asset_events: Any = None) -> int:
+    def newly_reachable(triggering_asset_events: Any = None, triggering_dataset_events: Any = None) -> int:
         """How many contacts the last check found on WhatsApp (from the asset event's extra)."""
         found = 0
-        for event in (triggering_asset_events or {}).get(WHATSAPP_CHECKS, []):
+        for event in (triggering_asset_events or triggering_dataset_events or {}).get(WHATSAPP_CHECKS, []):
             found += int(event.extra.get("exists", 0))
             print(f"Check {event.source_run_id}: {event.extra.get('exists')} on WhatsApp, "
                   f"{event.extra.get('not_exists')} not, {event.extra.get('pending')} pending.")

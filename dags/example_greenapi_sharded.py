@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator, results_table_asset
 from airflow_provider_greenapi.sharding import greenapi_shards

@@ -302,6 +302,11 @@ MUTATIONS: tuple[Mutation, ...] = (
              "    return stripped", (NUMBERS,)),
     Mutation("numbers: a masked number shows only its last 4 digits", f"{PKG}/numbers/masking.py",
              'return "*" * (len(digits) - _MASK_KEEP) + digits[-_MASK_KEEP:]', "return digits", (NUMBERS,)),
+    # --- quota plan: the runs that share the month ---------------------------------------------------------------
+    Mutation("quota plan: a data-interval schedule counts the run of the interval under way",
+             f"{PKG}/operators/runs_left.py",
+             "    if earlier is not None and after < earlier.run_after < first.run_after:",
+             "    if False:", ("tests/test_quota_plan.py",)),
     # --- lineage: the tables a source query reads, named as the database's own operators name them ----------
     Mutation("lineage: every table a query reads is an input (joins, sub-queries)", f"{PKG}/warehouse/lineage.py",
              "return naming.datasets(parsed.in_tables)", "return naming.datasets(parsed.in_tables[:1])",

@@ -12,7 +12,7 @@ from tests.snowflake_server import run_with_timeout
 
 @pytest.mark.mysql
 def test_the_private_mariadb_serves_the_mysql_hook(mariadb, monkeypatch):
-    from airflow.sdk import BaseHook
+    from airflow.providers.common.compat.sdk import BaseHook
 
     name = mariadb.create_database()
     monkeypatch.setenv("AIRFLOW_CONN_MARIADB_PROBE", mariadb.airflow_conn(name))
@@ -59,7 +59,7 @@ def test_each_test_database_is_fresh(mariadb):
 
 @pytest.fixture
 def snowflake_hook(fakesnow, monkeypatch):
-    from airflow.sdk import BaseHook
+    from airflow.providers.common.compat.sdk import BaseHook
 
     monkeypatch.setenv("AIRFLOW_CONN_SNOWFLAKE_PROBE", fakesnow.airflow_conn(fakesnow.new_database()))
     hook = BaseHook.get_hook("snowflake_probe")
@@ -123,7 +123,7 @@ def test_a_transaction_commits_or_rolls_back(snowflake_hook):
 
 @pytest.mark.snowflake
 def test_every_login_sees_the_same_database(snowflake_hook):
-    from airflow.sdk import BaseHook
+    from airflow.providers.common.compat.sdk import BaseHook
 
     guarded(lambda: snowflake_hook.run("CREATE TABLE shared (k INTEGER)"), "CREATE")
     guarded(lambda: snowflake_hook.run("INSERT INTO shared VALUES (7)"), "INSERT")
@@ -146,7 +146,7 @@ def test_run_with_timeout_gives_up_on_a_stuck_call():
 
 
 def test_any_warehouse_is_fresh_and_reached_by_its_airflow_hook(any_warehouse):
-    from airflow.sdk import BaseHook
+    from airflow.providers.common.compat.sdk import BaseHook
 
     w = any_warehouse
     w.execute("CREATE TABLE probe (k VARCHAR(16) PRIMARY KEY, v INTEGER)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +13,12 @@ from typing import Any
 import pytest
 
 from airflow_provider_greenapi import get_provider_info
-from airflow_provider_greenapi._compat import AIRFLOW_VERSION, DECLARATIVE_CONNECTION_FORM
+from airflow_provider_greenapi._compat import (
+    AIRFLOW_LINE,
+    AIRFLOW_V_3_0_PLUS,
+    AIRFLOW_VERSION,
+    DECLARATIVE_CONNECTION_FORM,
+)
 from airflow_provider_greenapi.errors import GreenApiConnectionError
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS
@@ -34,18 +40,27 @@ def test_provider_info_names_the_distribution():
     assert info["connection-types"][0]["hook-class-name"] == "airflow_provider_greenapi.hooks.greenapi.GreenApiHook"
 
 
+def json_output(result: subprocess.CompletedProcess[str]) -> Any:
+    """The JSON an ``airflow ... -o json`` command printed: its last line (3.0 logs alembic's set-up above it)."""
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def test_airflow_lists_the_provider_and_the_connection_type():
-    providers = airflow_cli("providers", "list", "-o", "json")
-    assert providers.returncode == 0, providers.stderr
-    assert "airflow-provider-greenapi" in {p["package_name"] for p in json.loads(providers.stdout)}
-    hooks = airflow_cli("providers", "hooks", "-o", "json")
-    assert hooks.returncode == 0, hooks.stderr
-    greenapi = [h for h in json.loads(hooks.stdout) if h["connection_type"] == "greenapi"]
+    providers = json_output(airflow_cli("providers", "list", "-o", "json"))
+    assert "airflow-provider-greenapi" in {p["package_name"] for p in providers}
+    hooks = json_output(airflow_cli("providers", "hooks", "-o", "json"))
+    greenapi = [h for h in hooks if h["connection_type"] == "greenapi"]
     assert greenapi and greenapi[0]["class"] == "airflow_provider_greenapi.hooks.greenapi.GreenApiHook"
 
 
 def hook_meta() -> dict[str, Any]:
     """What ``GET /ui/connections/hook_meta`` answers for the GREEN-API type: the code path of the API server."""
+    if not AIRFLOW_V_3_0_PLUS:
+        pytest.skip("Airflow 2.11 has no API server: its form is test_the_airflow_2_webserver_builds_the_form")
+    if AIRFLOW_LINE == (3, 0) and importlib.util.find_spec("wtforms") is None:
+        pytest.skip("a plain Airflow 3.0 install draws no provider's form fields (its provider manager imports "
+                    "WTForms): test_a_plain_airflow_3_0_draws_no_provider_form")
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 
     with warnings.catch_warnings(record=True) as caught:
@@ -90,6 +105,50 @@ def test_the_form_shows_defaults_but_stores_none_and_requires_nothing():
         if name != "monthly_quota":
             default = getattr(defaults, name)
             assert f"Default: {default if isinstance(default, str) else format(default, 'g')}." in field["description"]
+
+
+@pytest.mark.skipif(AIRFLOW_LINE != (3, 0) or importlib.util.find_spec("wtforms") is not None,
+                    reason="a plain Airflow 3.0 install only (without WTForms)")
+def test_a_plain_airflow_3_0_draws_no_provider_form():
+    """What docs/airflow-versions.md says of 3.0: Airflow's provider manager imports WTForms before it asks any
+    hook, so no provider's form (SQLite's neither) has its labels or fields; the Extra field takes the JSON."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    metas = {m.connection_type: m for m in HookMetaService.hook_meta_data()}
+    for conn_type in ("greenapi", "sqlite"):
+        assert metas[conn_type].standard_fields is None and not metas[conn_type].extra_fields
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 3 draws the form from hook_meta: the two tests above")
+def test_the_airflow_2_webserver_builds_the_form():
+    """Airflow 2.11's connection page: the Flask-AppBuilder form its views build (``create_connection_form_class``
+    with the fields of ``get_connection_form_widgets``) and the field behaviours its page script applies."""
+    from airflow.providers_manager import ProvidersManager
+    from airflow.www.forms import create_connection_form_class
+    from flask import Flask
+    from flask_babel import Babel
+    from werkzeug.datastructures import MultiDict
+
+    manager = ProvidersManager()
+    behaviour = manager.field_behaviours["greenapi"]
+    assert behaviour["relabeling"] == {"host": "API URL (apiUrl)", "login": "Instance ID (idInstance)",
+                                       "password": "API token (apiTokenInstance)"}
+    assert {"port", "schema"} <= set(behaviour["hidden_fields"])
+    assert behaviour["placeholders"]["host"] == "https://api.green-api.com"
+    widgets = {name for name in manager.connection_form_widgets if name.startswith("extra__greenapi__")}
+    assert widgets == {f"extra__greenapi__{name}" for name in CONNECTION_FIELDS}
+    app = Flask(__name__)
+    app.config["WTF_CSRF_ENABLED"] = False
+    Babel(app)
+    with app.test_request_context():
+        form = create_connection_form_class()(formdata=MultiDict({"conn_id": "c", "conn_type": "greenapi"}))
+        for item in CONNECTION_SETTINGS:
+            field = form[f"extra__greenapi__{item.name}"]
+            assert str(field.label.text) == item.label
+            assert field.description == CONNECTION_FIELDS[item.name]["description"]
+            assert field.data in (None, "") and 'class="form-control"' in field()  # Bootstrap's input, empty
+        form.validate()
+        assert not [name for name in form.errors if "greenapi" in name], form.errors  # nothing is required
 
 
 def test_hook_reads_the_connection_lazily(monkeypatch):

@@ -44,7 +44,9 @@ def test_the_wheel_holds_the_package_and_the_emulator_and_no_tests(dist: Path) -
     metadata = email.message_from_bytes(zipped.read(f"{info}/METADATA"))
     requires = metadata.get_all("Requires-Dist") or []
     plain = [r for r in requires if "extra ==" not in r]
-    assert any(r.startswith("apache-airflow>=3.1") for r in plain), plain
+    assert any(r.startswith("apache-airflow>=2.11") for r in plain), plain
+    assert any(r.startswith("apache-airflow-providers-common-compat") for r in plain), plain  # _compat.py's map
+    assert "greenapi = airflow_provider_greenapi.cli:main" in zipped.read(f"{info}/entry_points.txt").decode()
     assert any(r.startswith("apache-airflow-providers-sqlite") for r in plain), plain  # the embedded default
     assert not any("psycopg2" in r for r in requires if 'extra == "postgres"' in r), requires
 
@@ -55,3 +57,18 @@ def test_the_sdist_carries_the_license_and_the_changelog(dist: Path) -> None:
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "airflow_provider_greenapi/py.typed"} <= names
+
+
+def test_the_version_is_written_once():
+    """pyproject.toml's version is what the package, Airflow's provider info and the changelog's newest release
+    say (the release workflow refuses a tag that differs)."""
+    import re
+
+    from airflow_provider_greenapi import __version__, get_provider_info
+
+    declared = re.findall(r'^version = "([^"]+)"$', (ROOT / "pyproject.toml").read_text(), re.M)[0]
+    assert __version__ == declared and get_provider_info()["versions"] == [declared]
+    releases = re.findall(r"^## \[(\d[^\]]*)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert releases and releases[0] == declared, releases
+    assert not re.findall(r"__version__ = \"\d+\.|\"versions\": \[\"", "".join(
+        p.read_text() for p in (ROOT / "airflow_provider_greenapi").rglob("*.py")))

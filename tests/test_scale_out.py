@@ -111,7 +111,7 @@ def test_the_partition_is_the_same_in_sql(warehouse):
 
 def test_mapping_the_operator_over_the_shards_builds_one_task_per_connection():
     import pendulum
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     with DAG("sharded", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
         mapped = CheckWhatsappOperator.partial(

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk import PokeReturnValue
+from airflow.providers.common.compat.sdk import PokeReturnValue
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_greenapi._compat import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred
@@ -24,6 +24,8 @@ from airflow_provider_greenapi.models import InstanceState
 from airflow_provider_greenapi.sensors import GreenApiInstanceStateError, GreenApiInstanceStateSensor
 from airflow_provider_greenapi.triggers import GreenApiInstanceStateTrigger
 from tests.conftest import ID_INSTANCE, TOKEN, greenapi_connection
+
+pytestmark = pytest.mark.matrix  # the sensor and its trigger in the triggerer's loop: on every Airflow line
 
 STATE = "getStateInstance"
 BLOCKED_ADVICE = InstanceState.BLOCKED.advice

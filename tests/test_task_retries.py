@@ -18,7 +18,7 @@ PROBE_DAG = textwrap.dedent('''
     from datetime import timedelta
 
     import pendulum
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 
@@ -31,7 +31,7 @@ SENSOR_PROBE_DAG = textwrap.dedent('''
     from datetime import timedelta
 
     import pendulum
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from airflow_provider_greenapi.sensors import GreenApiInstanceStateSensor
 

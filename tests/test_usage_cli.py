@@ -1,6 +1,7 @@
 """``airflow greenapi usage`` through Airflow's real CLI (a subprocess on a migrated throwaway Airflow home):
 the month per instance from a warehouse's ledger and history, in a table and as JSON, never the token.
-Airflow 3.1 reads no provider CLI: there the same command runs as ``python -m airflow_provider_greenapi.cli``."""
+Airflow 2.11 to 3.1 read no provider CLI: there the same command runs as the ``greenapi`` console script, which
+works on every line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -51,11 +53,11 @@ def seeded_warehouse(path, dag_id="contacts_daily", run_id="scheduled__2026-12-0
     connection.close()
 
 
-def run_usage(env, *args):
-    if PROVIDER_CLI:
-        command = [AIRFLOW, "greenapi", "usage"]
-    else:
-        command = [sys.executable, "-m", "airflow_provider_greenapi.cli", "usage"]
+GREENAPI = str(Path(sys.executable).with_name("greenapi"))  # the console script, on every line
+
+
+def run_usage(env, *args, command=None):
+    command = command or ([AIRFLOW, "greenapi", "usage"] if PROVIDER_CLI else [GREENAPI, "usage"])
     return subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -92,7 +94,21 @@ def test_bad_arguments_say_what_is_expected(airflow_home, tmp_path):
     assert empty.returncode == 0 and "No GREEN-API usage recorded for 2026-11" in empty.stdout
 
 
-@pytest.mark.skipif(not PROVIDER_CLI, reason="Airflow 3.1 reads no provider CLI commands")
+@pytest.mark.parametrize("command", [[GREENAPI, "usage"],
+                                     [sys.executable, "-m", "airflow_provider_greenapi.cli", "usage"]],
+                         ids=["console-script", "python-m"])
+def test_the_console_script_prints_only_the_report_on_every_line(airflow_home, tmp_path, command):
+    """``greenapi usage`` works where Airflow loads no provider CLI (2.11-3.1) and beside ``airflow greenapi``;
+    its JSON is the whole of stdout, so that it can be piped (Airflow 3.0 logs its set-up to stdout)."""
+    seeded_warehouse(tmp_path / "w.db")
+    warehouse = json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")})
+    done = run_usage({**airflow_home, "AIRFLOW_CONN_WAREHOUSE": warehouse}, "warehouse", "--month", MONTH, "-o", "json",
+                     command=command)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["instances"][0]["calls"] == 3
+
+
+@pytest.mark.skipif(not PROVIDER_CLI, reason="Airflow 2.11 to 3.1 read no provider CLI commands")
 def test_the_command_is_listed_in_airflows_help(airflow_home):
     env = airflow_home
     listed = subprocess.run([AIRFLOW, "greenapi", "--help"], env=env, capture_output=True, text=True, timeout=300)

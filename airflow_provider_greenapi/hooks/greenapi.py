@@ -5,13 +5,13 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseHook
-
 from airflow_provider_greenapi._compat import (
     DECLARATIVE_CONNECTION_FORM,
     AirflowNotFoundException,
+    BaseHook,
     legacy_connection_form_widgets,
     legacy_ui_field_behaviour,
+    mask_secret,
 )
 from airflow_provider_greenapi.client import GreenApiClient, validate_api_url, validate_id_instance
 from airflow_provider_greenapi.errors import GreenApiConnectionError, GreenApiError
@@ -50,7 +50,7 @@ class GreenApiHook(BaseHook):
         self.greenapi_conn_id = greenapi_conn_id
 
     if not DECLARATIVE_CONNECTION_FORM:
-        # Airflow 3.1 builds the connection form from these two methods only; 3.2+ reads the same definition
+        # Airflow 2.11 to 3.1 build the connection form from these two methods only; 3.2+ reads the same definition
         # from the provider info (provider_info.py) and would warn that the methods are deprecated.
         @classmethod
         def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -75,8 +75,6 @@ class GreenApiHook(BaseHook):
                 "create it with the GREEN-API connection type."
             )
         if conn.password:
-            from airflow.sdk.log import mask_secret
-
             for form in secret_forms(conn.password):  # as stored, stripped as sent, percent-encoded
                 mask_secret(form)
         return conn

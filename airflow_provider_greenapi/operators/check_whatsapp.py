@@ -8,9 +8,7 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import Asset, BaseOperator, Context
-
-from airflow_provider_greenapi._compat import AirflowFailException
+from airflow_provider_greenapi._compat import AirflowFailException, Asset, BaseOperator, Context, make_asset
 from airflow_provider_greenapi.errors import BulkCheckStopped, WarehouseTimeoutError, retry_can_fix
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
@@ -42,7 +40,7 @@ RESULTS_XCOM_KEY = "results"  # per-number rows, pushed only when there is no de
 
 def results_table_asset(destination_conn_id: str, destination_table: str = DEFAULT_DESTINATION_TABLE) -> Asset:
     """The Asset of a results table, for ``emit_asset=True`` and for DAGs scheduled on it."""
-    return Asset(
+    return make_asset(
         name=f"greenapi_results.{destination_conn_id}.{destination_table}",
         uri=f"x-greenapi-results://{destination_conn_id}/{destination_table}",
         group="greenapi",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_provider_greenapi._compat import core_timetable
+from airflow_provider_greenapi._compat import core_timetable, dag_run_after
 from airflow_provider_greenapi.quota_plan import RunsLeft, days_left, month_bounds
 
 _MAX_RUNS_COUNTED = 50_000  # a month of runs every minute is 44,640; beyond it the timetable is not a schedule
@@ -36,7 +36,9 @@ def scheduled_runs_after(timetable: Any, after: datetime, until: datetime) -> in
         return None
     after, until = pendulum.instance(after), pendulum.instance(until)  # timetables compute in pendulum
     restriction = TimeRestriction(earliest=after, latest=until - timedelta(microseconds=1), catchup=True)
-    info = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    info = _with_the_run_due_inside(
+        timetable, timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction), after,
+        until)
     count, last = 0, None
     while info is not None and count <= _MAX_RUNS_COUNTED:
         run_after = info.run_after
@@ -49,6 +51,25 @@ def scheduled_runs_after(timetable: Any, after: datetime, until: datetime) -> in
         last = run_after
         info = timetable.next_dagrun_info(last_automated_data_interval=info.data_interval, restriction=restriction)
     return None if count > _MAX_RUNS_COUNTED else count
+
+
+def _with_the_run_due_inside(timetable: Any, first: Any, after: Any, until: Any) -> Any:
+    """The first run due after ``after`` (pendulum times, as timetables compute). A data-interval timetable (a
+    cron schedule's default on Airflow 2.11, ``CronDataIntervalTimetable`` on 3.x) starts its first interval at
+    ``after`` or later, yet the run of the interval that holds ``after`` is due at that interval's end, after
+    ``after``: one interval back finds it."""
+    if first is None or first.data_interval is None:
+        return first
+    length = first.data_interval.end - first.data_interval.start
+    if length <= timedelta(0):
+        return first
+    from airflow.timetables.base import TimeRestriction
+
+    restriction = TimeRestriction(earliest=after - length, latest=until - timedelta(microseconds=1), catchup=True)
+    earlier = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    if earlier is not None and after < earlier.run_after < first.run_after:
+        return earlier
+    return first
 
 
 def runs_left(timetable: Any, run_type: str | None, run_after: datetime | None, now: datetime) -> RunsLeft:
@@ -71,5 +92,5 @@ def runs_left_for(context: Any, now: datetime) -> RunsLeft:
     """``runs_left`` of the task's DAG run, from its Airflow context."""
     dag, dag_run = context.get("dag"), context.get("dag_run")
     timetable = getattr(dag, "timetable", None)
-    run_after = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
+    run_after = dag_run_after(dag_run)
     return runs_left(timetable, getattr(dag_run, "run_type", None), run_after, now)

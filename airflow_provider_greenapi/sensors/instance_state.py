@@ -6,9 +6,15 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
-
-from airflow_provider_greenapi._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
+from airflow_provider_greenapi._compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    BaseSensorOperator,
+    Context,
+    PokeReturnValue,
+    conf,
+)
 from airflow_provider_greenapi.errors import GreenApiError, InstanceStateError
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.models import InstanceState

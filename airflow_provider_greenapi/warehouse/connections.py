@@ -33,7 +33,8 @@ def _install_hint(conn_type: str | None) -> str:
 def get_db_hook(conn_id: str, role: str) -> Any:
     """The common-sql hook of ``conn_id``, or a clear error saying what is wrong with it."""
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-    from airflow.sdk import BaseHook
+
+    from airflow_provider_greenapi._compat import BaseHook
 
     try:
         hook = BaseHook.get_hook(conn_id)

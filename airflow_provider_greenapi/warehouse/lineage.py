@@ -33,7 +33,8 @@ class LineageNaming:
     @classmethod
     def of(cls, conn_id: str, role: str) -> LineageNaming:
         from airflow.providers.openlineage.sqlparser import DatabaseInfo
-        from airflow.sdk import BaseHook
+
+        from airflow_provider_greenapi._compat import BaseHook
 
         hook = get_db_hook(conn_id, role)
         conn = BaseHook.get_connection(conn_id)

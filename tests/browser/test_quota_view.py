@@ -38,7 +38,7 @@ QUOTA = 30000
 NOW = datetime.now(timezone.utc)
 DAG_FILE = '''
 from datetime import datetime, timezone
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 from airflow.providers.standard.operators.empty import EmptyOperator
 
 with DAG("contacts_daily", schedule="@daily", start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False):
