@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_greenapi._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_VERSION, TEST_BUTTON_REJECTS_PORTLESS
-from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS
+from airflow_provider_greenapi.provider_info import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
 from tests.airflow_cli import AIRFLOW
 from tests.browser.conftest import ApiServer, log_in
 from tests.conftest import ID_INSTANCE, TOKEN
@@ -211,8 +211,10 @@ def test_connection_form_on_the_airflow_2_webserver(chromium_page: Any, airflow_
         # 2. The provider's form: relabelled standard fields, port and schema hidden, extra fields empty.
         for label in RELABELLED:
             expect(form.get_by_label(label, exact=True)).to_be_visible()
-        for label in NOT_SHOWN:  # relabelled (no such label) or hidden (its row has Bootstrap's "hide")
+        for label in NOT_SHOWN:  # relabelled (no such label left) or hidden (its row has Bootstrap's "hide")
             expect(form.get_by_label(label, exact=True)).to_be_hidden()
+        for name in UI_FIELD_BEHAVIOUR["hidden-fields"]:  # hidden, not gone: the page hides the field's row
+            expect(form.locator(f"#{name}")).to_have_count(1)
         expect(form.get_by_label("API URL (apiUrl)")).to_have_attribute("placeholder", "https://api.green-api.com")
         for field in CONNECTION_FIELDS.values():
             box = form.get_by_label(field["label"], exact=True)
