@@ -28,10 +28,11 @@ test: lint typecheck unit
 
 # The core tests (marker `matrix`) on the newest patch of every other supported Airflow line, each in its own
 # virtualenv under .venv-matrix/ (3.3, the newest stable line, is .venv's: `make test`), each beside a real
-# `airflow dags test` of the example DAG against the emulator. MATRIX_BROWSER also runs the browser test on that
-# line (the one with the Test-button fix, apache/airflow#73298). docs/airflow-versions.md: what works where.
+# `airflow dags test` of the example DAG against the emulator. MATRIX_BROWSER also runs the browser tests on those
+# lines: 2.11's webserver (a different UI) and 3.4 (the line with the Test-button fix, apache/airflow#73298).
+# docs/airflow-versions.md: what works where.
 MATRIX_AIRFLOW ?= 2.11.2 3.0.6 3.1.8 3.2.2 3.4.0b2
-MATRIX_BROWSER ?= 3.4.0b2
+MATRIX_BROWSER ?= 2.11.2 3.4.0b2
 MATRIX_OPENLINEAGE ?= 2.11.2 3.0.6
 test-matrix:
 	MATRIX_AIRFLOW="$(MATRIX_AIRFLOW)" MATRIX_BROWSER="$(MATRIX_BROWSER)" MATRIX_OPENLINEAGE="$(MATRIX_OPENLINEAGE)" \

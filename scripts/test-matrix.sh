@@ -4,7 +4,7 @@
 #
 #   scripts/test-matrix.sh                     # every version in MATRIX_AIRFLOW (the Makefile sets it)
 #   scripts/test-matrix.sh 3.1.8               # one version
-#   MATRIX_BROWSER=3.4.0b2 scripts/test-matrix.sh   # also the browser test on that version
+#   MATRIX_BROWSER="2.11.2 3.4.0b2" scripts/test-matrix.sh   # also the browser tests on those versions
 #
 # A virtualenv is reinstalled only when pyproject.toml (or the line's scripts/matrix-constraints-<version>.txt,
 # applied with -c) changed since it was built. Each step's time is printed
@@ -52,7 +52,7 @@ for version in "${VERSIONS[@]}"; do
     fi
     installed=$(elapsed "$start")
     markers="matrix and not postgres"
-    if [[ "$version" == "$MATRIX_BROWSER" ]]; then
+    if [[ " $MATRIX_BROWSER " == *" $version "* ]]; then
         if PYTHON="$venv/bin/python" scripts/install-browser-test-deps.sh; then
             markers="(matrix and not postgres) or browser"
         else

@@ -1,4 +1,5 @@
-"""Browser-test fixtures: a real ``airflow api-server`` in a throwaway AIRFLOW_HOME, and headless Chromium.
+"""Browser-test fixtures: a real Airflow UI server in a throwaway AIRFLOW_HOME (``airflow api-server`` on 3.x,
+``airflow webserver`` with a logged-in admin on 2.11), and headless Chromium.
 
 Chromium is Debian's (``/usr/bin/chromium``, or ``GREENAPI_CHROMIUM``), driven by Python Playwright; nothing
 is downloaded at run time. Install both with ``scripts/install-browser-test-deps.sh``. Without them the
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_greenapi._compat import AIRFLOW_V_3_0_PLUS
 from tests.airflow_cli import AIRFLOW, free_port, migrate, wait_until_answering
 
 CHROMIUM = os.environ.get("GREENAPI_CHROMIUM", "/usr/bin/chromium")
@@ -32,14 +34,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SERVER_START_TIMEOUT = 120.0  # seconds; about 10-15 s on an idle 2-core machine
+SERVER_START_TIMEOUT = 120.0  # seconds; about 10-15 s on an idle 2-core machine (2.11's webserver: about 30 s)
 UI_TIMEOUT_MS = 20_000  # one UI step (a click's answer, a toast); generous for a loaded CI machine
 INSTALL_HINT = "run scripts/install-browser-test-deps.sh"
 
 
+# The Airflow 2.11 webserver's admin (``airflow users create``): 2.11 has no all-admins mode, its UI needs a login.
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "admin-password"
+
+
 @dataclass
 class ApiServer:
-    """A running ``airflow api-server``; ``log`` holds everything it printed."""
+    """A running Airflow UI server (``airflow api-server``; on 2.11 ``airflow webserver``); ``log`` holds
+    everything it printed."""
 
     base_url: str
     home: Path
@@ -63,15 +71,19 @@ def server_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        # No login page: every visitor is an admin (a throwaway server on loopback only).
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         # DEBUG makes urllib3 log every GREEN-API request line, whose URL path carries the token: the
         # "token never in the log" check then has teeth.
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
         "PYTHONUNBUFFERED": "1",
         "NO_COLOR": "1",
     })
+    if AIRFLOW_V_3_0_PLUS:  # 2.11 keeps its Flask-AppBuilder auth manager: the fixture logs its admin in
+        env.update({
+            "AIRFLOW__CORE__AUTH_MANAGER":
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            # No login page: every visitor is an admin (a throwaway server on loopback only).
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        })
     return env
 
 
@@ -88,30 +100,59 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
-@pytest.fixture
-def airflow_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """``airflow db migrate`` then ``airflow api-server`` on a free loopback port, test connections enabled.
-
-    The Airflow users get: nothing is patched or preloaded into the server."""
-    home = tmp_path_factory.mktemp("airflow-home")
-    (home / "dags").mkdir()
-    env = server_env(home)
-    log = home / "api-server.log"
-
-    migrate(env, timeout=180)
-
+def _serve(env: dict[str, str], command: list[str], health_path: str) -> Iterator[ApiServer]:
+    """``airflow <command>`` in ``env`` (a migrated home) on a free loopback port until the generator closes."""
+    home = Path(env["AIRFLOW_HOME"])
+    log = home / "server.log"
     port = free_port()
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            [AIRFLOW, *command, "--port", str(port), "--workers", "1"],
             env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     server = ApiServer(f"http://127.0.0.1:{port}", home, log, process, env)
     try:
-        wait_until_answering(f"{server.base_url}/api/v2/monitor/health", process, log, SERVER_START_TIMEOUT)
+        wait_until_answering(f"{server.base_url}{health_path}", process, log, SERVER_START_TIMEOUT)
         yield server
     finally:
         _stop(process)
+
+
+@pytest.fixture
+def airflow_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """``airflow db migrate`` then ``airflow api-server`` (Airflow 3) on a free loopback port, test connections
+    enabled. The Airflow users get: nothing is patched or preloaded into the server."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    (home / "dags").mkdir()
+    env = server_env(home)
+    migrate(env, timeout=180)
+    yield from _serve(env, ["api-server", "--host", "127.0.0.1"], "/api/v2/monitor/health")
+
+
+@pytest.fixture
+def airflow_webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """Airflow 2.11's UI as its users run it: ``airflow db migrate``, an admin made by ``airflow users create``
+    (:data:`ADMIN_USER`), then ``airflow webserver`` (Flask-AppBuilder) on a free loopback port, test
+    connections enabled. Nothing is patched."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    (home / "dags").mkdir()
+    env = server_env(home)
+    migrate(env, timeout=180)
+    made = subprocess.run(
+        [AIRFLOW, "users", "create", "--username", ADMIN_USER, "--password", ADMIN_PASSWORD, "--role", "Admin",
+         "--firstname", "Browser", "--lastname", "Test", "--email", "admin@example.com"],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert made.returncode == 0, f"airflow users create failed:\n{made.stdout[-3000:]}\n{made.stderr[-3000:]}"
+    yield from _serve(env, ["webserver", "--hostname", "127.0.0.1"], "/health")
+
+
+def log_in(page: Any, server: ApiServer) -> None:
+    """Sign in to Airflow 2.11's webserver as :data:`ADMIN_USER`, through its login page."""
+    page.goto(f"{server.base_url}/login/")
+    page.get_by_label("Username").fill(ADMIN_USER)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    page.wait_for_url(lambda url: "/login" not in url)
 
 
 @pytest.fixture
