@@ -265,6 +265,21 @@ class Engine:
                 )
 
 
+@contextlib.contextmanager
+def committed(connection: Any) -> Iterator[Any]:
+    """A cursor whose statements are committed together, or rolled back (and the error raised) when one fails."""
+    cursor = connection.cursor()
+    try:
+        yield cursor
+        connection.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            connection.rollback()
+        raise
+    finally:
+        cursor.close()
+
+
 def one_per_key(rows: Sequence[Row], columns: Sequence[str], key: Sequence[str]) -> list[Row]:
     """``rows`` with one row per key: the last one given, at the place of the first (what a row-by-row upsert
     leaves behind). A set-based write (one INSERT ... SELECT, one MERGE) refuses to touch a row twice."""

@@ -23,13 +23,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_greenapi.errors import QuotaBudgetExhausted
-from airflow_provider_greenapi.warehouse.engine import Dialect
+from airflow_provider_greenapi.warehouse.engine import Dialect, committed
 
 DEFAULT_USAGE_TABLE = "greenapi_usage"
 
@@ -270,23 +270,9 @@ class UsageLedger:
         if self._booking is not None and calls:
             self._booking(cursor, calls)
 
-    @contextlib.contextmanager
-    def _committing(self) -> Iterator[Any]:
-        """A cursor whose statements are committed together, or rolled back when one fails."""
-        cursor = self.connection.cursor()
-        try:
-            yield cursor
-            self.connection.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.connection.rollback()
-            raise
-        finally:
-            cursor.close()
-
     def _count_capped(self, month: str, wanted: int) -> int:
         counted = 0
-        with self._committing() as cursor:
+        with committed(self.connection) as cursor:
             if wanted > 1 and self._add_capped(cursor, month, wanted):
                 counted = wanted
             else:
@@ -316,7 +302,7 @@ class UsageLedger:
         another task counted meanwhile, so concurrent tasks never count past the quota together."""
         p = self._p
         while True:
-            with self._committing() as cursor:
+            with committed(self.connection) as cursor:
                 cursor.execute(
                     f"SELECT calls, reported_total FROM {self._table} WHERE instance_id = {p} AND month = {p}",
                     (self.instance_id, month),
@@ -344,7 +330,7 @@ class UsageLedger:
 
     def _uncount(self, month: str, calls: int) -> int:
         p = self._p
-        with self._committing() as cursor:
+        with committed(self.connection) as cursor:
             cursor.execute(f"UPDATE {self._table} SET calls = calls - {p} "
                            f"WHERE instance_id = {p} AND month = {p} AND calls >= {p}",
                            (calls, self.instance_id, month, calls))
@@ -417,7 +403,7 @@ class UsageLedger:
 
     def _ensure_row(self, month: str) -> str:
         if month not in self._months_with_row:
-            with self._committing() as cursor:
+            with committed(self.connection) as cursor:
                 self.engine.insert_missing(cursor, self.table_name, ("instance_id", "month", "calls", "updated_at"),
                                            ("instance_id", "month"),
                                            (self.instance_id, month, 0, self.engine.to_db_time(self._clock())))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow_provider_greenapi.warehouse.engine import Dialect
+from airflow_provider_greenapi.warehouse.engine import Dialect, committed
 from airflow_provider_greenapi.warehouse.store import RunContext
 
 log = logging.getLogger(__name__)
@@ -109,17 +109,8 @@ class UsageHistory:
     def _transaction(self) -> Iterator[Any]:
         """A cursor under the lock, committed, or rolled back when a statement fails (still under the lock:
         the connection may be the usage ledger's, in the middle of nothing else)."""
-        with self._lock:
-            cursor = self.connection.cursor()
-            try:
-                yield cursor
-                self.connection.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    self.connection.rollback()
-                raise
-            finally:
-                cursor.close()
+        with self._lock, committed(self.connection) as cursor:
+            yield cursor
 
     def write(self, row: RunDay) -> None:
         """Write one run's day (its state, times and budget) and commit; its ``checks`` are the ledger's to
