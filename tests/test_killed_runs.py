@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 import pytest
 
 from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
-from airflow_provider_greenapi.plugins.quota_view import _render
 from airflow_provider_greenapi.usage_report import describe, month_usage
 from airflow_provider_greenapi.warehouse import UsageLedger
 from airflow_provider_greenapi.warehouse.usage_history import STALE_AFTER, UsageHistory, runs
@@ -95,4 +94,6 @@ def test_runs_killed_at_random_points_leave_a_bounded_ledger_and_a_history_that_
         assert report.calls == counted and sum(report.per_day.values()) == counted, f"seed {seed}"
         assert sorted(run.state for run in report.runs) == states
         assert describe([report], month).count("  interrupted") == kills
+        from airflow_provider_greenapi.plugins.quota_view import _render  # FastAPI: Airflow 3.1+ only
+
         assert _render([warehouse.conn_id], warehouse.conn_id, month, [report], None).count(">interrupted<") == kills
