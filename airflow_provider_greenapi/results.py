@@ -44,17 +44,22 @@ class CheckOutcome:
 @dataclass
 class RunSummary:
     """The task's XCom: small whatever the size of the input. Every input is in exactly one count of
-    ``duplicates`` (its number came earlier in the input, under any source key: checked once, stored under
-    each key), ``invalid`` and the distinct valid numbers; each distinct valid number is in exactly one
-    of ``fresh``, ``exists``, ``not_exists``, ``rejected`` (valid here, refused by GREEN-API), ``error`` and
-    ``pending``. A sharded task (see sharding.py) counts only its own share in ``inputs``; the inputs it left
-    to the other shards are in ``other_shards``, so the ``inputs`` of all shards add up to the whole input."""
+    ``unchanged`` (stored exactly as it is: not read again nor rewritten), ``duplicates`` (its number came
+    earlier in the input, under any source key: checked once, stored under each key), ``invalid`` and the
+    distinct valid numbers it names. ``distinct_numbers`` are those plus ``carried_over`` (numbers the
+    results table still owed a check: left pending or in error by an earlier run, or a stale answer); each
+    is in exactly one of ``fresh``, ``exists``, ``not_exists``, ``rejected`` (valid here, refused by
+    GREEN-API), ``error`` and ``pending``. A sharded task (see sharding.py) counts only its own share in
+    ``inputs``; the inputs it left to the other shards are in ``other_shards``, so the ``inputs`` of all shards
+    add up to the whole input."""
 
     inputs: int = 0
     other_shards: int = 0
+    unchanged: int = 0
     duplicates: int = 0
     invalid: int = 0
     distinct_numbers: int = 0
+    carried_over: int = 0
     fresh: int = 0
     exists: int = 0
     not_exists: int = 0
@@ -103,7 +108,8 @@ class RunSummary:
         """One line for the task log."""
         parts = [
             f"{self.inputs} inputs",
-            f"{self.distinct_numbers} distinct valid numbers",
+            f"{self.unchanged} unchanged",
+            f"{self.distinct_numbers} distinct valid numbers ({self.carried_over} owed from earlier runs)",
             f"{self.duplicates} duplicates",
             f"{self.invalid} invalid",
             f"{self.fresh} fresh (not re-checked)",

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
+from airflow_provider_greenapi.client import CHECK_WHATSAPP, ClientSettings, GreenApiClient
 from airflow_provider_greenapi.emulator import NumbersRule
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
+from airflow_provider_greenapi.rate_limit import shared_limiter
 from airflow_provider_greenapi.warehouse import DEFAULT_USAGE_TABLE, Dialect, ResultsStore, UsageLedger, open_warehouse
 from airflow_provider_greenapi.warehouse.usage_history import UsageHistory
 from tests.conftest import ID_INSTANCE, TOKEN, Warehouse
@@ -26,8 +27,11 @@ _RAW_DRIVER_ENGINES = ("sqlite", "postgres")
 class Harness:
     """A checker wired to the emulator and a warehouse, run like the operator runs it."""
 
-    def __init__(self, emulator, warehouse, monthly_quota=None, **settings):
+    def __init__(self, emulator, warehouse, monthly_quota=None, unpaced_rate=None, **settings):
+        """``unpaced_rate``: checks per second above GREEN-API's 10, to load the pipeline harder than the
+        client's settings allow (the shared pacer is raised after the client is built, as bench/ does)."""
         self.emulator = emulator
+        self.unpaced_rate = unpaced_rate
         self.base_url = emulator.base_url if emulator is not None else None
         self.warehouse = warehouse
         self.monthly_quota = monthly_quota
@@ -58,6 +62,8 @@ class Harness:
                 stack.callback(history_connection.close)
             client = GreenApiClient(self.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings), ledger=ledger)
             stack.callback(client.close)
+            if self.unpaced_rate is not None:
+                shared_limiter(client.api_url, client.id_instance, CHECK_WHATSAPP, self.unpaced_rate)
             checker = BulkChecker(client, store, PhoneNumberNormalizer(),
                                   history=None if history_connection is None else
                                   UsageHistory(history_connection, self.warehouse.dialect),
@@ -86,7 +92,8 @@ def assert_invariants(harness, summary, ledger_calls=None, ledger_slack=0):
     an answer stored only where GREEN-API gave one (a transient failure is never ``not_exists``), and the
     right one; the usage ledger equals the emulator's count of checkWhatsapp requests (or ``ledger_calls``), or
     exceeds it by at most ``ledger_slack`` (the calls a killed task had counted and not sent)."""
-    assert summary.inputs == summary.duplicates + summary.invalid + summary.distinct_numbers, summary
+    named = summary.distinct_numbers - summary.carried_over  # the distinct numbers this run's inputs named
+    assert summary.inputs == summary.unchanged + summary.duplicates + summary.invalid + named, summary
     assert summary.distinct_numbers == (summary.fresh + summary.exists + summary.not_exists + summary.rejected
                                         + summary.error + summary.pending), summary
     rows = harness.rows()

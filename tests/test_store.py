@@ -87,15 +87,58 @@ def test_duplicates_across_chunks_are_found_in_the_table(store):
     assert rows(store)[("79001234567", "contact-9")]["status"] == "pending"  # ...and joined back to every key
 
 
-def test_queue_is_distinct_and_oldest_first(store):
-    run(store, [StagedInput(valid("79000000002"))], "old-run", now=NOW - timedelta(days=1))
-    run(store, [StagedInput(valid("79000000001"), "a"), StagedInput(valid("79000000001"), "b"),
-                StagedInput(valid("79000000002")), StagedInput(valid("79000000003"))], "run-2")
-    pages = list(store.queued_numbers("run-2", page_size=2))
-    flat = [n for page in pages for n in page]
-    assert flat[0] == "79000000002"  # queued by an earlier run: taken first
-    assert sorted(set(flat)) == ["79000000001", "79000000002", "79000000003"]
-    assert len(flat) == 3
+def test_queue_is_distinct_and_in_number_order_whatever_the_page_size(store):
+    many_keys = [StagedInput(valid("79000000002"), f"k{i}") for i in range(5)]
+    run(store, [StagedInput(valid("79000000001"), "a"), StagedInput(valid("79000000001"), "b"), *many_keys,
+                StagedInput(valid("79000000003"))], "run-2")
+    for page_size in (1, 2, 3, 4, 100):
+        pages = list(store.queued_numbers("run-2", page_size=page_size))
+        flat = [n for page in pages for n in page]
+        # a number's rows straddling a page boundary are not taken twice
+        assert flat == ["79000000001", "79000000002", "79000000003"], page_size
+
+
+def test_carry_over_queues_what_earlier_runs_left_owed_whatever_this_run_named(store):
+    run(store, [StagedInput(valid("79000000001"), "pending"), StagedInput(valid("79000000002"), "answered"),
+                StagedInput(valid("79000000003"), "stale"), StagedInput(invalid("n/a"), "junk")], "run-1")
+    answer(store, [CheckOutcome("79000000002", CheckStatus.EXISTS, NOW),
+                   CheckOutcome("79000000003", CheckStatus.NOT_EXISTS, NOW - timedelta(days=8))], "run-1")
+    store.carry_over("run-2", Freshness(), NOW)
+    store.commit()
+    queued = [n for page in store.queued_numbers("run-2") for n in page]
+    assert queued == ["79000000001", "79000000003"]  # pending, and an answer older than 7 days
+    assert store.count_staged("run-2") == (2, 2)
+
+
+def test_carry_over_copies_a_fresh_answer_under_another_key_instead_of_a_check(store):
+    run(store, [StagedInput(valid("79000000001"), "old")], "run-1", now=NOW - timedelta(days=40))
+    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW - timedelta(days=40))], "run-1")
+    run(store, [StagedInput(valid("79000000001"), "new")], "run-2")
+    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW, whatsapp_lid="1@lid")], "run-2")
+    store.carry_over("run-3", Freshness(), NOW)
+    store.commit()
+    assert store.count_staged("run-3") == (0, 0)
+    assert store.engine.from_db_time(rows(store)[("79000000001", "old")]["checked_at"]) == NOW
+
+
+def test_carry_over_takes_only_the_numbers_its_shard_owns(store):
+    run(store, [StagedInput(valid("79000000001")), StagedInput(valid("79000000002"))], "run-1")
+    store.carry_over("run-2", Freshness(), NOW, owns=lambda digits: digits.endswith("2"))
+    store.commit()
+    assert [n for page in store.queued_numbers("run-2") for n in page] == ["79000000002"]
+
+
+def test_an_input_stored_as_it_is_is_unchanged_until_its_text_or_the_reading_changes(store):
+    run(store, [StagedInput(valid("79000000001", "+7 900 000-00-01"), "c1"), StagedInput(invalid("n/a"), "c2")],
+        "run-1")
+    chunk = [("+7 900 000-00-01", "c1"), ("n/a", "c2"), ("79000000001", "c1"), ("x", "c3"), (79000000001, "c1"),
+             ("+7 900 000-00-01", "")]
+    assert store.unchanged_inputs(chunk, None) == {}  # stored without the reader's settings: read again
+    store.stage([StagedInput(valid("79000000001", "+7 900 000-00-01"), "c1"), StagedInput(invalid("n/a"), "c2")],
+                RunContext("run-2", "1101"), Freshness(), NOW, "region=RU;rules=")
+    store.commit()
+    assert store.unchanged_inputs(chunk, "region=RU;rules=") == {0: "79000000001", 1: None}
+    assert store.unchanged_inputs(chunk, "region=-;rules=") == {}
 
 
 def test_answers_clear_the_queue_and_errors_keep_the_last_answer(store):

@@ -16,6 +16,8 @@ docs/numbers.md explains every step. Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -146,6 +148,13 @@ class PhoneNumberNormalizer:
 
     def __call__(self, value: object) -> NormalizedNumber:
         return _normalize(value, self._region, self.rules)
+
+    @property
+    def settings(self) -> str:
+        """A short fingerprint of the settings that decide how a value is read (the region, the rules): stored
+        beside each result, so that a later run reads an input again when they change."""
+        text = f"region={self.default_region or '-'};rules={','.join(sorted(r.value for r in self.rules))}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def __repr__(self) -> str:
         names = ", ".join(sorted(rule.value for rule in self.rules))

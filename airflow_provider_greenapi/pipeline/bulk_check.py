@@ -123,7 +123,7 @@ class BulkChecker:
         counts = stage_inputs(inputs, normalizer=self.normalizer, store=self.store, context=self.context,
                               freshness=options.freshness, clock=self.clock, chunk_size=options.chunk_size,
                               shard=options.shard, commit=not options.dry_run)
-        summary.inputs, summary.duplicates = counts.inputs, counts.duplicates
+        summary.inputs, summary.unchanged, summary.duplicates = counts.inputs, counts.unchanged, counts.duplicates
         summary.invalid, summary.other_shards = counts.invalid, counts.other_shards
         limit = options.results_limit
         if limit is not None and (rows := self.store.count_staged_rows(self.context.token)) > limit:
@@ -132,17 +132,25 @@ class BulkChecker:
                 "an XCom may carry: set destination_conn_id (and destination_table) to store the results "
                 "in a warehouse table, or raise max_xcom_results. Nothing was checked."
             )
+        named, _ = self.store.count_staged(self.context.token)
+        self.store.carry_over(self.context.token, options.freshness, self.clock(),
+                              None if options.shard is None else options.shard.owns)
+        if not options.dry_run:
+            self.store.commit()
         distinct, queued = self.store.count_staged(self.context.token)
         summary.distinct_numbers, summary.fresh, summary.pending = distinct, distinct - queued, queued
+        summary.carried_over = distinct - named
         budget = plan_run_budget(queued, usage, options.max_checks, options.auto_budget)
         summary.budget = budget.plan
         if options.shard is not None:
             log.info("This task is %s: %d inputs belong to other shards (checked by their own tasks).",
                      options.shard, summary.other_shards)
         log.info(
-            "Staged %d inputs: %d distinct valid numbers, %d duplicates, %d invalid, %d with a fresh "
-            "stored answer; %d to check%s.",
-            summary.inputs, distinct, summary.duplicates, summary.invalid, summary.fresh, queued,
+            "Read %d inputs: %d unchanged (stored as they are, not rewritten); the new or changed ones name %d "
+            "distinct valid numbers, with %d duplicates and %d invalid; %d more numbers owed a check by the "
+            "results table; %d with a fresh stored answer; %d to check%s.",
+            summary.inputs, summary.unchanged, named, summary.duplicates, summary.invalid,
+            summary.carried_over, summary.fresh, queued,
             "" if not budget.cuts_queue else f", {budget.numbers} of them in this run (budget)",
         )
         if options.dry_run:

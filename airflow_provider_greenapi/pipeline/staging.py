@@ -1,5 +1,6 @@
-"""Stage: read the inputs chunk by chunk, normalise each, keep this shard's share, and stage them in the results
-table (de-duplicated, fresh answers kept: warehouse/store.py decides which numbers are queued)."""
+"""Stage: read the inputs chunk by chunk, leave alone those stored as they are, normalise the rest, keep this
+shard's share, and stage them in the results table (de-duplicated, fresh answers kept: warehouse/store.py
+decides which numbers are queued)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from airflow_provider_greenapi.warehouse import Freshness, ResultsStore, RunCont
 
 @dataclass
 class StagingCounts:
-    """Where every input went: its own number (``inputs``, then ``duplicates`` and ``invalid`` among them), or
-    another shard's share (``other_shards``)."""
+    """Where every input went: its own number (``inputs``, then ``unchanged``, ``duplicates`` and ``invalid``
+    among them), or another shard's share (``other_shards``)."""
 
     inputs: int = 0
+    unchanged: int = 0
     duplicates: int = 0
     invalid: int = 0
     other_shards: int = 0
@@ -41,13 +43,19 @@ def stage_inputs(
     counts = StagingCounts()
     iterator = iter(inputs)
     while chunk := list(itertools.islice(iterator, chunk_size)):
-        staged = [StagedInput(normalizer(value), key) for value, key in chunk]
+        unchanged = store.unchanged_inputs(chunk, normalizer.settings)
+        own_unchanged = sum(1 for digits in unchanged.values() if shard is None or shard.owns(digits))
+        counts.unchanged += own_unchanged
+        counts.inputs += own_unchanged
+        counts.other_shards += len(unchanged) - own_unchanged
+        staged = [StagedInput(normalizer(value), key) for at, (value, key) in enumerate(chunk) if at not in unchanged]
         if shard is not None:
             own = [s for s in staged if shard.owns(s.number.digits)]
             counts.other_shards += len(staged) - len(own)
             staged = own
-        stored = store.stage(staged, context, freshness, clock())
+        stored = store.stage(staged, context, freshness, clock(), normalizer.settings)
         counts.inputs += stored.inputs
+        counts.unchanged += stored.unchanged
         counts.duplicates += stored.duplicates
         counts.invalid += stored.invalid
         if commit:

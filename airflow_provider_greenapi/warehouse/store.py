@@ -1,9 +1,14 @@
 """The results table: schema, staging of a run's numbers, the check queue, and idempotent writes.
 
-The table is the run's work queue. Staging writes every input number once (``staged_by`` = the run's
-token), marks the ones without a fresh answer as queued (``queued_at``), and commits chunk by chunk; the
-checker then drains the queue, oldest first, and each committed result clears ``queued_at``. A crash
-therefore loses at most the results not yet committed, and the next run picks up what is still queued.
+The table is the durable record of the inputs and their answers, and the run's work queue. A run costs what
+changed: an input stored exactly as it is now (same source key, same text, read by the same normaliser) is
+neither read again nor rewritten (:meth:`ResultsStore.unchanged_inputs`). Staging writes each new or changed
+input once (``staged_by`` = the run's token) and marks the ones without a fresh answer as queued
+(``queued_at``); then :meth:`ResultsStore.carry_over` queues for the run what the table still owes, whatever
+the run's input: numbers left pending or in error by earlier runs and answers gone stale. The checker drains
+the queue in number order (a number under many keys is taken once), and each committed result clears
+``queued_at``. A crash therefore loses at most the results not yet committed, and the next run picks up what
+is still queued.
 
 Portable SQL over any DB-API connection of a supported engine (engine.py); what differs per engine (types,
 upsert, locks, batching) is the engine's. Table names are validated identifiers, values always travel as
@@ -12,7 +17,7 @@ query parameters. On a batched (cloud) engine every write of a chunk is one stat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +29,7 @@ from airflow_provider_greenapi.warehouse.storable import key_problem, storable_k
 
 _MAX_STORED_TEXT = 200
 _KEY_LENGTHS = {"phone_number": 200, "source_key": 255, "staged_by": 64}  # where an engine needs a length
+_LOOKUP_BATCH = 500  # values per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class StagedInput:
 @dataclass
 class StageCounts:
     inputs: int = 0
+    unchanged: int = 0
     duplicates: int = 0
     invalid: int = 0
 
@@ -81,14 +88,18 @@ _COLUMNS: tuple[tuple[str, str | None, bool], ...] = (
     ("dag_id", "TEXT", False),
     ("run_id", "TEXT", False),
     ("staged_by", "TEXT", False),
+    ("normalized_by", "TEXT", False),
 )
 COLUMN_NAMES = tuple(c[0] for c in _COLUMNS)
 # Columns newer than the first tables: ensure_table adds them to a table that lacks them. ``whatsapp_lid``
 # replaced ``chat_id`` (left in place, no longer written; its ``…@lid`` values are copied over).
-_ADDED_COLUMNS = ("whatsapp_lid",)
+# ``normalized_by`` (the normaliser's settings) is NULL in an older table's rows: each is read again once.
+_ADDED_COLUMNS = ("whatsapp_lid", "normalized_by")
 _KEY = ("phone_number", "source_key")
-_ROW_FIELDS = "phone_number, source_key, status, exists_whatsapp, whatsapp_lid, checked_at, queued_at, staged_by"
-_QUEUE_INDEX = ("staged_by", "queued_at", "phone_number")
+_ROW_FIELDS = ("phone_number, source_key, input_value, status, exists_whatsapp, whatsapp_lid, checked_at, queued_at, "
+               "staged_by, normalized_by")
+# (index name suffix, columns): a run's queue in number order; the stored inputs by source key
+_INDEXES = (("work_idx", ("staged_by", "phone_number", "queued_at")), ("key_idx", ("source_key",)))
 
 
 class ResultsStore:
@@ -132,9 +143,10 @@ class ResultsStore:
                 "created by this provider. Choose another destination_table, or drop or rename this one."
             )
         self._add_columns(cursor, present)
-        index = engine.index_name(self.table_name, "queue_idx")
-        if engine.has_indexes and engine.index_missing(cursor, self.table_name, index):
-            cursor.execute(engine.create_index_sql(self.table_name, index, _QUEUE_INDEX))
+        for suffix, indexed in _INDEXES:
+            index = engine.index_name(self.table_name, suffix)
+            if engine.has_indexes and engine.index_missing(cursor, self.table_name, index):
+                cursor.execute(engine.create_index_sql(self.table_name, index, indexed))
 
     def _add_columns(self, cursor: Any, present: set[str]) -> None:
         """Bring a table made by an older version up to date (only columns that may be NULL are added)."""
@@ -146,16 +158,52 @@ class ResultsStore:
 
     # --- staging -----------------------------------------------------------------------------------------
 
+    def unchanged_inputs(self, chunk: Sequence[tuple[object, str]], normalized_by: str) -> dict[int, str | None]:
+        """The inputs of ``chunk`` (value, source key) stored exactly as they are now: under the same source
+        key, as the same text, read by the same normaliser (``normalized_by``). Position in ``chunk`` -> the
+        stored number (None: stored invalid). Such an input needs neither reading nor writing; its number is
+        still checked when its answer is due (:meth:`carry_over`). Only text and integers under a non-empty
+        key are compared (None as no text): anything else is read again."""
+        wanted: dict[str, list[tuple[int, str]]] = {}
+        for position, (value, key) in enumerate(chunk):
+            text = _comparable_text(value)
+            if text is not None and key and key_problem(key, _KEY_LENGTHS["source_key"]) is None:
+                wanted.setdefault(key, []).append((position, text))
+        found: dict[int, str | None] = {}
+        if not wanted:
+            return found
+        keys = sorted(wanted)
+        cursor = self.connection.cursor()
+        try:
+            for start in range(0, len(keys), _LOOKUP_BATCH):
+                batch = keys[start : start + _LOOKUP_BATCH]
+                cursor.execute(
+                    f"SELECT source_key, input_value, phone_number, status FROM {self._table} "
+                    f"WHERE normalized_by = {self._p} AND source_key IN ({', '.join([self._p] * len(batch))})",
+                    [normalized_by, *batch],
+                )
+                for key, text, phone, status in cursor.fetchall():
+                    for position, wanted_text in wanted.get(key, ()):
+                        if wanted_text == text:
+                            found[position] = None if status == CheckStatus.INVALID.value else phone
+        finally:
+            cursor.close()
+        self.engine.end_read(self.connection)
+        return found
+
     def stage(
-        self, inputs: Sequence[StagedInput], context: RunContext, freshness: Freshness, now: datetime
+        self, inputs: Sequence[StagedInput], context: RunContext, freshness: Freshness, now: datetime,
+        normalized_by: str | None = None,
     ) -> StageCounts:
         """Record one chunk of inputs (not committed): invalid ones as such, fresh ones as answered,
         the rest queued. An input whose number this run has already seen counts as a duplicate (checked
-        once); under a new source key it still gets its own row, so the answer joins back to every key."""
+        once); under a new source key it still gets its own row, so the answer joins back to every key.
+        ``normalized_by`` (the normaliser's settings) lets a later run know the input was read alike."""
         counts = StageCounts(inputs=len(inputs))
         inputs = [_with_storable_key(i) for i in inputs]
         numbers = sorted({i.number.digits for i in inputs if i.number.digits})
-        existing = self._rows_for(numbers + [_invalid_key(i.number) for i in inputs if not i.number.digits])
+        existing = self._rows_for(numbers)
+        existing.update(self._rows_at({(_invalid_key(i.number), i.source_key) for i in inputs if not i.number.digits}))
         freshest = _freshest_answers(existing.values(), freshness.cutoffs(now), self.engine)
         rows: dict[tuple[str, str], tuple[Any, ...]] = {}
         db_now = self.engine.to_db_time(now)
@@ -164,6 +212,10 @@ class ResultsStore:
             normalized = item.number
             key = (normalized.digits or _invalid_key(normalized), item.source_key)
             old = existing.get(key)
+            raw = storable_text(normalized.raw[: _MAX_STORED_TEXT * 2])[:_MAX_STORED_TEXT]
+            if key not in rows and _stored_as_is(old, raw, normalized_by, freshest.get(normalized.digits or "")):
+                counts.unchanged += 1  # (a list's input, without a source key to look it up by before reading)
+                continue
             repeated_key = key in rows or (old is not None and old["staged_by"] == context.token)
             # a valid number this run has seen (under any key), or invalid text repeated under the same key
             if repeated_key if normalized.digits is None else normalized.digits in seen:
@@ -172,42 +224,53 @@ class ResultsStore:
                 seen.add(normalized.digits)
             if repeated_key:
                 continue
-            raw = storable_text(normalized.raw[: _MAX_STORED_TEXT * 2])[:_MAX_STORED_TEXT]
             if normalized.digits is None:
                 counts.invalid += 1
                 rows[key] = self._row(key, raw, CheckStatus.INVALID.value, None, None, normalized.reason,
-                                      None, None, db_now, context)
+                                      None, None, db_now, context, normalized_by)
                 continue
             detail = ("rules applied: " + ", ".join(normalized.rules_applied)) if normalized.rules_applied else None
             fresh = freshest.get(normalized.digits)
             if fresh is not None:
                 rows[key] = self._row(key, raw, fresh["status"], fresh["exists_whatsapp"], fresh["whatsapp_lid"],
-                                      detail, fresh["checked_at"], None, db_now, context)
+                                      detail, fresh["checked_at"], None, db_now, context, normalized_by)
             elif old is not None:
                 rows[key] = self._row(key, raw, old["status"], old["exists_whatsapp"], old["whatsapp_lid"], detail,
-                                      old["checked_at"], old["queued_at"] or db_now, db_now, context)
+                                      old["checked_at"], old["queued_at"] or db_now, db_now, context, normalized_by)
             else:
                 rows[key] = self._row(key, raw, CheckStatus.PENDING.value, None, None, detail, None, db_now,
-                                      db_now, context)
+                                      db_now, context, normalized_by)
         self._upsert(rows[k] for k in sorted(rows))  # in key order: concurrent writers lock rows alike
         return counts
 
     def _row(self, key: tuple[str, str], raw: str, status: str, exists: Any, lid: Any, detail: str | None,
-             checked_at: Any, queued_at: Any, now: Any, context: RunContext) -> tuple[Any, ...]:
+             checked_at: Any, queued_at: Any, now: Any, context: RunContext,
+             normalized_by: str | None) -> tuple[Any, ...]:
         return (key[0], key[1], raw, status, None if exists is None else bool(exists), lid, detail,
-                checked_at, queued_at, now, context.instance_id, context.dag_id, context.run_id, context.token)
+                checked_at, queued_at, now, context.instance_id, context.dag_id, context.run_id, context.token,
+                normalized_by)
 
     def _rows_for(self, phone_numbers: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every stored row of these numbers, by key."""
+        return self._select_rows("phone_number IN ({marks})", [[batch] for batch in _batches(phone_numbers)])
+
+    def _rows_at(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The stored rows at these keys (number, source key): as many as the keys, however many rows share
+        a value (an invalid text such as "n/a" under thousands of source keys)."""
+        batches = [[[k[0] for k in batch], [k[1] for k in batch]] for batch in _batches(sorted(keys))]
+        found = self._select_rows("phone_number IN ({marks}) AND source_key IN ({marks})", batches)
+        return {k: row for k, row in found.items() if k in keys}
+
+    def _select_rows(self, where: str, batches: list[list[list[Any]]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The rows matching ``where`` for each batch: a batch is one list of values per ``{marks}``."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
         names = [f.strip() for f in _ROW_FIELDS.split(",")]
         cursor = self.connection.cursor()
         try:
-            for start in range(0, len(phone_numbers), 500):
-                batch = phone_numbers[start : start + 500]
-                marks = ", ".join([self._p] * len(batch))
-                cursor.execute(
-                    f"SELECT {_ROW_FIELDS} FROM {self._table} WHERE phone_number IN ({marks})", batch
-                )
+            for lists in batches:
+                marks = ", ".join([self._p] * len(lists[0]))
+                cursor.execute(f"SELECT {_ROW_FIELDS} FROM {self._table} WHERE {where.format(marks=marks)}",
+                               [value for values in lists for value in values])
                 for record in cursor.fetchall():
                     row = dict(zip(names, record, strict=True))
                     found[(row["phone_number"], row["source_key"])] = row
@@ -245,33 +308,82 @@ class ResultsStore:
         self.engine.end_read(self.connection)
         return distinct, queued
 
+    def carry_over(self, token: str, freshness: Freshness, now: datetime,
+                   owns: Callable[[str], bool] | None = None) -> None:
+        """Queue for this run (not committed) what the table still owes, whatever this run's input named: the
+        numbers that earlier runs left queued or in error, and the answers gone stale, under any source key
+        (the table is the record of the inputs: see docs/operator.md). A number with a fresh answer under
+        another key gets that answer instead of a check. ``owns``: which numbers this run takes (a shard's)."""
+        p = self._p
+        owed, params = self._owed_condition(freshness.cutoffs(now))
+        db_now = self.engine.to_db_time(now)
+        last = ""
+        while True:
+            page = [r[0] for r in self._page(
+                f"SELECT DISTINCT phone_number FROM {self._table} WHERE phone_number > {p} AND status <> {p} "
+                f"AND (staged_by IS NULL OR staged_by <> {p}) AND ({owed}) ORDER BY phone_number "
+                f"LIMIT {_LOOKUP_BATCH}",
+                (last, CheckStatus.INVALID.value, token, *params))]
+            if not page:
+                return
+            last = page[-1]
+            numbers = [n for n in page if owns is None or owns(n)]
+            freshest = _freshest_answers(self._rows_for(numbers).values(), freshness.cutoffs(now), self.engine)
+            cursor = self.connection.cursor()
+            try:
+                answered = [(f["status"], f["exists_whatsapp"], f["whatsapp_lid"], f["checked_at"], db_now, n,
+                             f["checked_at"]) for n, f in sorted(freshest.items())]
+                if answered:
+                    cursor.executemany(
+                        f"UPDATE {self._table} SET status = {p}, exists_whatsapp = {p}, whatsapp_lid = {p}, "
+                        f"checked_at = {p}, queued_at = NULL, updated_at = {p} WHERE phone_number = {p} "
+                        f"AND (checked_at IS NULL OR checked_at < {p})", answered)
+                owed_numbers = [(token, db_now, db_now, n) for n in numbers if n not in freshest]
+                if owed_numbers:
+                    cursor.executemany(
+                        f"UPDATE {self._table} SET staged_by = {p}, queued_at = COALESCE(queued_at, {p}), "
+                        f"updated_at = {p} WHERE phone_number = {p}", owed_numbers)
+            finally:
+                cursor.close()
+
+    def _owed_condition(self, cutoffs: dict[str, datetime | None]) -> tuple[str, list[Any]]:
+        """SQL true for a row whose number is owed a check: queued, never answered, or its answer stale."""
+        p = self._p
+        answers = [CheckStatus.EXISTS.value, CheckStatus.NOT_EXISTS.value]
+        parts = ["queued_at IS NOT NULL", "checked_at IS NULL", f"status NOT IN ({p}, {p})"]
+        params: list[Any] = list(answers)
+        for status, cutoff in cutoffs.items():
+            if cutoff is None:
+                parts.append(f"status = {p}")
+                params.append(status)
+            else:
+                parts.append(f"(status = {p} AND checked_at < {p})")
+                params += [status, self.engine.to_db_time(cutoff)]
+        return " OR ".join(parts), params
+
     def queued_numbers(self, token: str, page_size: int = 1000, by_priority: bool = False) -> Iterator[list[str]]:
-        """Pages of distinct queued numbers of this run, oldest queued first; ``by_priority`` (a budget short of
-        the queue): numbers never answered first, then the stalest stored answers, then the rest. Pages are
-        read lazily, so a number whose result was committed meanwhile no longer shows up."""
+        """Pages of distinct queued numbers of this run, in number order (all the rows of a number are in one
+        page: a number under many keys is taken once); ``by_priority`` (a budget short of the queue): numbers
+        never answered first, then the stalest stored answers, then the rest. Pages are read lazily, so a
+        number whose result was committed meanwhile no longer shows up."""
         if by_priority:
             yield from self._queued_by_priority(token, page_size)
             return
-        last: tuple[Any, str] | None = None
+        last = ""
         while True:
-            if last is None:
-                records = self._page(
-                    f"SELECT queued_at, phone_number FROM {self._table} WHERE staged_by = {self._p} "
-                    f"AND queued_at IS NOT NULL ORDER BY queued_at, phone_number LIMIT {int(page_size)}",
-                    (token,),
-                )
-            else:
-                records = self._page(
-                    f"SELECT queued_at, phone_number FROM {self._table} WHERE staged_by = {self._p} "
-                    f"AND queued_at IS NOT NULL AND (queued_at > {self._p} OR "
-                    f"(queued_at = {self._p} AND phone_number > {self._p})) "
-                    f"ORDER BY queued_at, phone_number LIMIT {int(page_size)}",
-                    (token, last[0], last[0], last[1]),
-                )
+            records = self._page(
+                f"SELECT phone_number, phone_number FROM {self._table} WHERE staged_by = {self._p} "
+                f"AND phone_number > {self._p} AND queued_at IS NOT NULL ORDER BY phone_number "
+                f"LIMIT {int(page_size)}",
+                (token, last),
+            )
             if not records:
                 return
-            last = (records[-1][0], records[-1][1])
-            yield _distinct_numbers(records)
+            numbers = _distinct_numbers(records)
+            if len(records) == int(page_size) and len(numbers) > 1:
+                numbers.pop()  # its other rows may be on the next page: read it with them
+            last = numbers[-1]
+            yield numbers
 
     def _queued_by_priority(self, token: str, page_size: int) -> Iterator[list[str]]:
         """The queue by ``checked_at`` (the stored answer's age), never-answered rows (NULL) first: first the
@@ -371,6 +483,39 @@ class ResultsStore:
 
     def rollback(self) -> None:
         self.connection.rollback()
+
+
+def _stored_as_is(old: dict[str, Any] | None, raw: str, normalized_by: str | None,
+                  fresh: dict[str, Any] | None) -> bool:
+    """Whether ``old`` (a stored row) already says all that staging would write: the same text, read alike,
+    invalid or holding its number's fresh answer, and not queued."""
+    if old is None or normalized_by is None or old["input_value"] != raw or old["normalized_by"] != normalized_by:
+        return False
+    if old["queued_at"] is not None:
+        return False
+    if old["status"] == CheckStatus.INVALID.value:
+        return True
+    return fresh is not None and old["status"] == fresh["status"] and old["checked_at"] == fresh["checked_at"]
+
+
+def _batches(values: Sequence[Any]) -> list[list[Any]]:
+    return [list(values[start : start + _LOOKUP_BATCH]) for start in range(0, len(values), _LOOKUP_BATCH)]
+
+
+def _comparable_text(value: object) -> str | None:
+    """The text an input of plain text or an integer is stored as (``input_value``), when it is stored whole
+    and as it is; None otherwise (the input is then read again)."""
+    if value is None:
+        text = ""  # no number: stored with no text, read again only when one is given
+    elif type(value) is str:
+        text = value
+    elif type(value) is int and value.bit_length() <= 64:  # longer: no phone number, and str() may refuse it
+        text = str(value)
+    else:
+        return None
+    if len(text) > _MAX_STORED_TEXT or storable_text(text) != text:
+        return None
+    return text
 
 
 def _distinct_numbers(records: list[Any]) -> list[str]:

@@ -1,0 +1,124 @@
+"""A run costs what changed (issue 25), through the emulator (real HTTP) into every engine: an input stored as
+it is is neither read again nor rewritten, and the work of a run is what the results table still owes,
+whatever the run's input named."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_greenapi.warehouse import Freshness
+from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
+from tests.conftest import ID_INSTANCE, TOKEN
+from tests.harness import Harness, assert_invariants
+
+NUMBERS = [f"7900{i:07d}" for i in range(12)]
+# a contacts table as typed: one number twice under two contacts, one not a number, one without a phone
+CONTACTS = {f"c{i}": f"+7 900 {n[4:7]}-{n[7:9]}-{n[9:]}" for i, n in enumerate(NUMBERS)}
+CONTACTS |= {"c12": NUMBERS[0], "c13": "n/a", "c14": None}
+EVERY_COLUMN = ("SELECT phone_number, source_key, input_value, status, exists_whatsapp, whatsapp_lid, detail, "
+                "checked_at, queued_at, updated_at, run_id, staged_by, normalized_by FROM whatsapp_checks")
+
+
+@pytest.fixture
+def harness(emulator, any_warehouse):
+    return Harness(emulator, any_warehouse)
+
+
+def run(harness: Harness, contacts: dict[str, object], **options):
+    return harness.run(list(contacts.values()), list(contacts), **options)
+
+
+def checks(harness: Harness) -> dict[str, int]:
+    return dict(harness.emulator.counters(ID_INSTANCE).checked_numbers)
+
+
+def table(harness: Harness) -> list[tuple]:
+    return sorted(harness.warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1]))
+
+
+def test_a_rerun_with_nothing_new_reads_nothing_again_writes_nothing_and_spends_nothing(harness):
+    first = run(harness, CONTACTS)
+    assert (first.inputs, first.unchanged, first.distinct_numbers, first.quota_spent) == (15, 0, 12, 12)
+    before = table(harness)
+    again = run(harness, CONTACTS)
+    assert again.inputs == again.unchanged == 15
+    assert (again.distinct_numbers, again.quota_spent, again.pending) == (0, 0, 0)
+    assert table(harness) == before  # not one row rewritten: updated_at, run and token are the first run's
+    assert set(checks(harness).values()) == {1}
+    assert_invariants(harness, again)
+
+
+def test_a_changed_phone_under_the_same_key_is_read_again_and_checked(harness):
+    run(harness, CONTACTS)
+    changed = {**CONTACTS, "c3": "+7 900 999-99-99", "c13": "+7 900 888-88-88"}
+    again = run(harness, changed)
+    assert again.unchanged == 13 and again.distinct_numbers == 2 and again.quota_spent == 2
+    assert {n: c for n, c in checks(harness).items() if n.startswith("7900999") or n.startswith("7900888")} == {
+        "79009999999": 1, "79008888888": 1}
+    def numbers_under(key: str) -> list[str]:
+        p = harness.warehouse.placeholder
+        return sorted(r[0] for r in harness.warehouse.fetch_all(
+            f"SELECT phone_number FROM whatsapp_checks WHERE source_key = {p}", (key,)))
+
+    assert numbers_under("c3") == [NUMBERS[3], "79009999999"]  # the new number has its row; the old one is kept
+    assert numbers_under("c13") == ["79008888888", "n/a"]  # invalid text is read again when it changes
+
+
+def test_pending_numbers_of_a_capped_run_are_checked_by_the_next_run_whatever_its_input(harness):
+    capped = run(harness, CONTACTS, max_checks=5)
+    assert capped.pending == 7
+    other_input = harness.run(["+7 900 777-77-77"], ["c99"])  # another XCom, another templated query
+    assert other_input.carried_over == 7 and other_input.quota_spent == 8 and other_input.pending == 0
+    assert sorted(checks(harness)) == sorted([*NUMBERS, "79007777777"])
+    assert set(checks(harness).values()) == {1}
+    assert_invariants(harness, other_input)
+
+
+def test_an_incremental_source_still_refreshes_stale_answers(harness):
+    start = datetime.now(timezone.utc)
+
+    def days_later(days: int):
+        return lambda: start + timedelta(days=days) + (datetime.now(timezone.utc) - start)
+
+    run(harness, CONTACTS)
+    nothing_new = harness.run([], [])  # a query of the rows updated since the last run: none
+    assert (nothing_new.distinct_numbers, nothing_new.quota_spent) == (0, 0)
+    not_exists = {row[0] for row in harness.rows() if row[1] == "not_exists"}
+    assert 0 < len(not_exists) < len(NUMBERS)
+    week = harness.run([], [], clock=days_later(8))  # past the 7 days of a "not on WhatsApp" answer only
+    assert week.carried_over == week.quota_spent == len(not_exists)
+    month = harness.run([], [], clock=days_later(40))  # past both windows
+    assert month.carried_over == month.quota_spent == len(NUMBERS)
+    assert checks(harness) == {n: 3 if n in not_exists else 2 for n in NUMBERS}
+
+
+def test_a_number_under_many_keys_is_checked_once_with_pacing_lifted_and_many_in_flight(any_warehouse):
+    unlimited = GreenApiEmulator([EmulatedInstance(ID_INSTANCE, TOKEN, plan="business")], rate_limits=None)
+    with unlimited:
+        harness = Harness(unlimited, any_warehouse, unpaced_rate=2000, max_in_flight=32)
+        summary = check_each_number_under_four_keys(harness)
+    assert_invariants(harness, summary)
+
+
+def check_each_number_under_four_keys(harness: Harness):
+    numbers = [f"7901{i:07d}" for i in range(400)]
+    keys = [f"k{i:05d}" for i in range(1600)]
+    values = [numbers[(i * 7) % len(numbers)] for i in range(1600)]  # each number under 4 keys, spread out
+    summary = harness.run(values, keys, chunk_size=100, commit_interval=0.0)
+    assert summary.distinct_numbers == 400 and summary.duplicates == 1200
+    assert checks(harness) == {n: 1 for n in numbers}
+    assert summary.pending == 0
+    return summary
+
+
+def test_a_table_written_before_normalized_by_is_upgraded_in_place(harness):
+    run(harness, CONTACTS)
+    harness.warehouse.execute("ALTER TABLE whatsapp_checks DROP COLUMN normalized_by")  # the older table's shape
+    upgraded = run(harness, CONTACTS)
+    assert upgraded.unchanged == 0 and upgraded.quota_spent == 0  # read once more, answers kept
+    assert upgraded.fresh == 12
+    after = run(harness, CONTACTS)
+    assert after.unchanged == 15 and after.quota_spent == 0
+    assert set(checks(harness).values()) == {1}
