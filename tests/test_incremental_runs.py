@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_provider_greenapi.warehouse import Freshness
 from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
 from tests.conftest import ID_INSTANCE, TOKEN
 from tests.harness import Harness, assert_invariants

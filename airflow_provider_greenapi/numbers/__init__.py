@@ -17,7 +17,6 @@ docs/numbers.md explains every step. Nothing here imports Airflow.
 from __future__ import annotations
 
 import hashlib
-
 from collections.abc import Iterable
 from dataclasses import dataclass
 

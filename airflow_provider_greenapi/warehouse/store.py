@@ -96,8 +96,11 @@ COLUMN_NAMES = tuple(c[0] for c in _COLUMNS)
 # ``normalized_by`` (the normaliser's settings) is NULL in an older table's rows: each is read again once.
 _ADDED_COLUMNS = ("whatsapp_lid", "normalized_by")
 _KEY = ("phone_number", "source_key")
+# The stored row as staging reads it. ``is_queued`` is asked of the database: fakesnow's server reads a NULL
+# timestamp back as 1970-01-01 (IS NULL is right there).
 _ROW_FIELDS = ("phone_number, source_key, input_value, status, exists_whatsapp, whatsapp_lid, checked_at, queued_at, "
-               "staged_by, normalized_by")
+               "staged_by, normalized_by, CASE WHEN queued_at IS NULL THEN 0 ELSE 1 END")
+_ROW_NAMES = (*(f.strip() for f in _ROW_FIELDS.split(",")[:-1]), "is_queued")
 # (index name suffix, columns): a run's queue in number order; the stored inputs by source key
 _INDEXES = (("work_idx", ("staged_by", "phone_number", "queued_at")), ("key_idx", ("source_key",)))
 
@@ -235,8 +238,9 @@ class ResultsStore:
                 rows[key] = self._row(key, raw, fresh["status"], fresh["exists_whatsapp"], fresh["whatsapp_lid"],
                                       detail, fresh["checked_at"], None, db_now, context, normalized_by)
             elif old is not None:
+                queued_at = old["queued_at"] if old["is_queued"] else db_now
                 rows[key] = self._row(key, raw, old["status"], old["exists_whatsapp"], old["whatsapp_lid"], detail,
-                                      old["checked_at"], old["queued_at"] or db_now, db_now, context, normalized_by)
+                                      old["checked_at"], queued_at, db_now, context, normalized_by)
             else:
                 rows[key] = self._row(key, raw, CheckStatus.PENDING.value, None, None, detail, None, db_now,
                                       db_now, context, normalized_by)
@@ -264,7 +268,6 @@ class ResultsStore:
     def _select_rows(self, where: str, batches: list[list[list[Any]]]) -> dict[tuple[str, str], dict[str, Any]]:
         """The rows matching ``where`` for each batch: a batch is one list of values per ``{marks}``."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        names = [f.strip() for f in _ROW_FIELDS.split(",")]
         cursor = self.connection.cursor()
         try:
             for lists in batches:
@@ -272,7 +275,7 @@ class ResultsStore:
                 cursor.execute(f"SELECT {_ROW_FIELDS} FROM {self._table} WHERE {where.format(marks=marks)}",
                                [value for values in lists for value in values])
                 for record in cursor.fetchall():
-                    row = dict(zip(names, record, strict=True))
+                    row = dict(zip(_ROW_NAMES, record, strict=True))
                     found[(row["phone_number"], row["source_key"])] = row
         finally:
             cursor.close()
@@ -491,7 +494,7 @@ def _stored_as_is(old: dict[str, Any] | None, raw: str, normalized_by: str | Non
     invalid or holding its number's fresh answer, and not queued."""
     if old is None or normalized_by is None or old["input_value"] != raw or old["normalized_by"] != normalized_by:
         return False
-    if old["queued_at"] is not None:
+    if old["is_queued"]:
         return False
     if old["status"] == CheckStatus.INVALID.value:
         return True
