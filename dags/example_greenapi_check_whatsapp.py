@@ -54,7 +54,7 @@ with DAG(
     def report(summary: dict[str, Any]) -> dict[str, Any]:
         """Print the outcome in the task log (a real pipeline might alert or update a dashboard here)."""
         counts = {k: summary[k] for k in ("exists", "not_exists", "invalid", "rejected", "error", "pending",
-                                          "fresh", "duplicates")}
+                                          "fresh", "unchanged", "duplicates")}
         width = max(len(k) for k in counts)
         print("WhatsApp check of the contacts table")
         for name, value in counts.items():

@@ -33,7 +33,8 @@ WAREHOUSE_CONN_ID = "warehouse_default"
 GREENAPI_CONN_IDS = ["greenapi_1", "greenapi_2", "greenapi_3", "greenapi_4"]
 POOL_PER_INSTANCE = os.environ.get("GREENAPI_POOL_PER_INSTANCE", "") == "1"
 WHATSAPP_CHECKS = results_table_asset(WAREHOUSE_CONN_ID, "whatsapp_checks")
-COUNTS = ("exists", "not_exists", "invalid", "rejected", "error", "pending", "fresh", "duplicates", "quota_spent")
+COUNTS = ("exists", "not_exists", "invalid", "rejected", "error", "pending", "fresh", "unchanged", "duplicates",
+          "quota_spent")
 
 CHECK_ARGUMENTS: dict[str, Any] = {
     "sql": "SELECT contact_id, phone FROM contacts",

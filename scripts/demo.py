@@ -186,7 +186,8 @@ def report(calls_this_run: int, first_run: bool) -> None:
     say(f"Quota spent by this run: {calls_this_run} checkWhatsapp calls "
         f"({month_calls} this month in the usage ledger, of a 30000 Business plan).")
     if not first_run and calls_this_run == 0:
-        say("Nothing was re-checked: every stored answer is still fresh (max_age), so this run spent no quota.")
+        say("Nothing was re-checked or rewritten: every contact is stored as it is, with an answer still fresh "
+            "(max_age), so this run spent no quota.")
     elif first_run:
         say("Run `make demo` again: stored answers are fresh, so the second run spends no quota.")
 

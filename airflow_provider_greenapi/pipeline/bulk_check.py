@@ -122,7 +122,8 @@ class BulkChecker:
         options = self.options
         counts = stage_inputs(inputs, normalizer=self.normalizer, store=self.store, context=self.context,
                               freshness=options.freshness, clock=self.clock, chunk_size=options.chunk_size,
-                              shard=options.shard, commit=not options.dry_run)
+                              shard=options.shard, commit=not options.dry_run,
+                              commit_interval=options.commit_interval)
         summary.inputs, summary.unchanged, summary.duplicates = counts.inputs, counts.unchanged, counts.duplicates
         summary.invalid, summary.other_shards = counts.invalid, counts.other_shards
         limit = options.results_limit

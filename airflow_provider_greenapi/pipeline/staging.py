@@ -5,6 +5,7 @@ decides which numbers are queued)."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,13 +38,17 @@ def stage_inputs(
     chunk_size: int,
     shard: Shard | None = None,
     commit: bool = True,
+    commit_interval: float = 0.0,
 ) -> StagingCounts:
-    """Stage ``inputs`` (value, source key) in chunks of ``chunk_size``, committing each chunk unless ``commit``
-    is False (a dry run keeps its staging uncommitted and rolls it back)."""
+    """Stage ``inputs`` (value, source key) in chunks of ``chunk_size``, committing every ``commit_interval``
+    seconds and at the end unless ``commit`` is False (a dry run keeps its staging uncommitted and rolls it
+    back). A crash loses at most the chunks since the last commit: the next run stages them again."""
     counts = StagingCounts()
     iterator = iter(inputs)
+    compare = store.has_rows()  # a table empty at the start holds no input as it is
+    last_commit = time.monotonic()
     while chunk := list(itertools.islice(iterator, chunk_size)):
-        unchanged = store.unchanged_inputs(chunk, normalizer.settings)
+        unchanged = store.unchanged_inputs(chunk, normalizer.settings) if compare else {}
         own_unchanged = sum(1 for digits in unchanged.values() if shard is None or shard.owns(digits))
         counts.unchanged += own_unchanged
         counts.inputs += own_unchanged
@@ -58,6 +63,9 @@ def stage_inputs(
         counts.unchanged += stored.unchanged
         counts.duplicates += stored.duplicates
         counts.invalid += stored.invalid
-        if commit:
+        if commit and time.monotonic() - last_commit >= commit_interval:
             store.commit()
+            last_commit = time.monotonic()
+    if commit:
+        store.commit()
     return counts

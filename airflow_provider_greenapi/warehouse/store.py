@@ -161,6 +161,10 @@ class ResultsStore:
 
     # --- staging -----------------------------------------------------------------------------------------
 
+    def has_rows(self) -> bool:
+        """Whether the table holds any row."""
+        return bool(self._page(f"SELECT 1 FROM {self._table} LIMIT 1", ()))
+
     def unchanged_inputs(self, chunk: Sequence[tuple[object, str]], normalized_by: str) -> dict[int, str | None]:
         """The inputs of ``chunk`` (value, source key) stored exactly as they are now: under the same source
         key, as the same text, read by the same normaliser (``normalized_by``). Position in ``chunk`` -> the
