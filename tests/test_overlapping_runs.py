@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
-from airflow_provider_greenapi.errors import BulkCheckStopped
+from airflow_provider_greenapi.errors import BulkCheckStopped, OtherRunStillSending
 from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder, runs
 from tests.conftest import ID_INSTANCE, TOKEN, Warehouse
 from tests.harness import Harness
@@ -113,7 +113,7 @@ def test_a_run_gives_up_after_wait_for_other_runs_with_an_error_a_retry_can_fix(
         other.stop("done")
         connection.close()
     message = str(stopped.value)
-    assert stopped.value.retry_can_fix
+    assert stopped.value.retry_can_fix and isinstance(stopped.value.__cause__, OtherRunStillSending)
     assert "contacts/scheduled__2026-12-01" in message and "wait_for_other_runs" in message, message
     assert stopped.value.summary.checked == 0 and stopped.value.summary.pending == 2
     assert emulator.counters(ID_INSTANCE).count(CHECK) == 0
@@ -134,3 +134,19 @@ def test_a_killed_run_does_not_hold_the_next_one_back(emulator, warehouse):
         connection.close()
     summary = harness.run(["79001234567"], history=True, wait_for_other_runs=timedelta(0))
     assert summary.checked == 1 and emulator.counters(ID_INSTANCE).count(CHECK) == 1
+
+
+def test_a_run_with_nothing_to_check_does_not_wait(emulator, warehouse):
+    """All answers fresh: the run sends nothing, so it finishes at once beside a run that is sending."""
+    harness = Harness(emulator, warehouse)
+    harness.run(["79001234567"], history=True)
+    connection = warehouse.connect_from_threads()
+    other = UsageRecorder(UsageHistory(connection, warehouse.dialect), ID_INSTANCE, "token-other", "contacts",
+                          "manual__1", lambda: datetime.now(timezone.utc), interval=0.2)
+    other.start()
+    try:
+        summary = harness.run(["79001234567"], history=True, wait_for_other_runs=timedelta(0))
+    finally:
+        other.stop("done")
+        connection.close()
+    assert (summary.fresh, summary.checked, summary.stopped_reason) == (1, 0, None)

@@ -111,7 +111,7 @@ class BulkChecker:
                 f"{summary.pending} are left pending and will be checked first by the next run.",
                 summary,
                 retry_can_fix=retry_can_fix(failure),
-            ) from None
+            ) from (failure if isinstance(failure, OtherRunStillSending) else None)
         return summary
 
     # --- the steps ---------------------------------------------------------------------------------------
@@ -165,7 +165,8 @@ class BulkChecker:
         recorder = self._recorder(summary)
         state = "stopped"
         try:
-            if recorder is not None and (blocked := self._wait_for_turn(recorder, summary)) is not None:
+            if (recorder is not None and budget.target > 0  # a run with nothing to send waits for nobody
+                    and (blocked := self._wait_for_turn(recorder, summary)) is not None):
                 summary.stopped_reason = str(blocked)
                 return blocked
             failure = self._dispatch(budget, summary)
