@@ -149,4 +149,5 @@ def test_a_run_with_nothing_to_check_does_not_wait(emulator, warehouse):
     finally:
         other.stop("done")
         connection.close()
-    assert (summary.fresh, summary.checked, summary.stopped_reason) == (1, 0, None)
+    assert (summary.checked, summary.pending, summary.stopped_reason) == (0, 0, None)
+    assert emulator.counters(ID_INSTANCE).count(CHECK) == 1
