@@ -11,6 +11,7 @@
     ├── RunStopped                          the provider's own stops: it decided to stop, and says why
     │   ├── BulkCheckStopped                a bulk check ended early; carries the run's summary
     │   ├── QuotaBudgetExhausted            the run's own budget: the usage ledger's monthly cap is reached
+    │   ├── OtherRunStillSending            another run kept the instance past this run's wait_for_other_runs
     │   └── InstanceStateError              the sensor's instance is in a fail state, or cannot be watched
     ├── WarehouseBusyError (a RuntimeError) the warehouse stayed taken by another writer (a DuckDB file)
     └── WarehouseTimeoutError (a RuntimeError) a warehouse statement ran past the operator's statement_timeout
@@ -228,6 +229,15 @@ class QuotaBudgetExhausted(RunStopped):
 
     def __str__(self) -> str:
         return _describe(self.method, None, self.detail, "")
+
+
+class OtherRunStillSending(RunStopped):
+    """Another run on the same GREEN-API instance was still sending when this run's ``wait_for_other_runs`` ran
+    out, so this run sent nothing (two runs at once would check numbers twice and together exceed the
+    instance's pace). A retry may find the instance free: ``retry_can_fix``. A bulk check stops on it with a
+    :class:`BulkCheckStopped` that says so."""
+
+    retry_can_fix = True
 
 
 class InstanceStateError(RunStopped):

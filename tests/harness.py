@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
+import logging
 import os
 import sqlite3
 import sys
@@ -137,12 +139,19 @@ def main(argv: list[str]) -> None:
     parser.add_argument("numbers", help="comma-separated numbers")
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--history", action="store_true", help="keep the usage history table too")
+    parser.add_argument("--requests-per-second", type=float, default=10)
+    parser.add_argument("--retry-backoff", type=float, default=0.01)
+    parser.add_argument("--state-poll-interval", type=float, default=0.2)
+    parser.add_argument("--json", action="store_true", help="log at INFO and print the summary as JSON last")
     args = parser.parse_args(argv)
-    harness = Harness(None, _warehouse(args.dialect, args.target), max_in_flight=2)
+    if args.json:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(message)s")
+    harness = Harness(None, _warehouse(args.dialect, args.target), max_in_flight=2,
+                      requests_per_second=args.requests_per_second, retry_backoff=args.retry_backoff)
     harness.base_url = args.base_url
     summary = harness.run(args.numbers.split(","), chunk_size=args.chunk_size, commit_interval=0.5,
-                          history=args.history)
-    print(summary.describe(), flush=True)
+                          history=args.history, state_poll_interval=args.state_poll_interval)
+    print(json.dumps(summary.to_dict()) if args.json else summary.describe(), flush=True)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def process_target(warehouse: Warehouse) -> str:
 
 def kill_mid_run(emulator: GreenApiEmulator, warehouse: Warehouse, numbers: list[str], calls: int) -> None:
     """A run of ``numbers`` in its own process (usage history on), killed once GREEN-API has answered
-    ``calls`` more checkWhatsapp requests."""
+    ``calls`` more checkWhatsapp requests; its history rows then aged past STALE_AFTER (:func:`age_live_rows`)."""
     start = emulator.counters(ID_INSTANCE).count("checkWhatsapp")
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.harness", emulator.base_url, warehouse.dialect.value,
@@ -50,6 +50,17 @@ def kill_mid_run(emulator: GreenApiEmulator, warehouse: Warehouse, numbers: list
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     assert process.wait(timeout=10) == -signal.SIGKILL
+    age_live_rows(warehouse)
+
+
+def age_live_rows(warehouse: Warehouse) -> None:
+    """Make the killed run's history rows a minute old, as Airflow's retry_delay (5 minutes by default) does
+    before the retry: a run whose row is still fresh is taken for a live one, and the next run on the instance
+    waits for it (one run sends per instance at a time)."""
+    aged = warehouse.dialect.engine.to_db_time(datetime.now(timezone.utc) - STALE_AFTER - STALE_AFTER / 4)
+    p = warehouse.placeholder
+    warehouse.execute(f"UPDATE greenapi_usage_runs SET updated_at = {p} WHERE state IN ('running', 'waiting')",
+                      (aged,))
 
 
 def test_runs_killed_at_random_points_leave_a_bounded_ledger_and_a_history_that_adds_up(any_warehouse):

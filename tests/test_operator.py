@@ -3,6 +3,7 @@ real databases; the task context is the only stand-in."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -62,10 +63,21 @@ def fetch(warehouse, sql):
     ({"phone_numbers": ["1"], "number_rules": ["no_such_rule"]}, "Unknown number rule"),
     ({"phone_numbers": ["1"], "max_age": "a week"}, "max_age must be"),
     ({"phone_numbers": ["1"], "state_poll_interval": 0}, "state_poll_interval must be"),
+    ({"phone_numbers": ["1"], "wait_for_other_runs": -1}, "wait_for_other_runs must be"),
+    ({"phone_numbers": ["1"], "wait_for_other_runs": None}, "wait_for_other_runs must be"),
+    ({"phone_numbers": ["1"], "wait_for_other_runs": "an hour"}, "wait_for_other_runs must be"),
 ])
 def test_misconfiguration_fails_at_parse_time(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CheckWhatsappOperator(task_id="check", **kwargs)
+
+
+def test_wait_for_other_runs_takes_a_timedelta_or_seconds():
+    assert CheckWhatsappOperator(task_id="a", phone_numbers=["1"]).wait_for_other_runs == timedelta(hours=1)
+    assert CheckWhatsappOperator(task_id="b", phone_numbers=["1"], wait_for_other_runs=90).wait_for_other_runs \
+        == timedelta(seconds=90)
+    assert CheckWhatsappOperator(task_id="c", phone_numbers=["1"],
+                                 wait_for_other_runs=timedelta(0)).wait_for_other_runs == timedelta(0)
 
 
 def test_numbers_from_a_list_come_back_in_the_xcom(greenapi_conn, emulator, context):

@@ -11,11 +11,15 @@ from airflow_provider_greenapi.warehouse import UsageLedger
 from airflow_provider_greenapi.warehouse.ledger import usage_in_month
 from airflow_provider_greenapi.warehouse.store import RunContext
 from airflow_provider_greenapi.warehouse.usage_history import (
+    RUNNING,
     STALE_AFTER,
+    WAITING,
+    RunDay,
     UsageHistory,
     UsageRecorder,
     checks_per_day,
     runs,
+    runs_ahead,
     start_recording,
 )
 
@@ -157,3 +161,69 @@ def test_a_booking_that_fails_never_fails_the_count(warehouse):
     # fakesnow keeps the block's UPDATE though the failed booking's transaction was rolled back: never under
     block = warehouse.dialect.engine.ledger_block
     assert 3 <= calls <= 3 + (block if block > 1 else 0)
+
+
+def _row(token: str, state: str, started: datetime) -> RunDay:
+    return RunDay("1101000001", token, "2026-12-20", "contacts", token, started, started, 0, None, None, state)
+
+
+def test_of_two_runs_started_at_the_same_instant_exactly_one_goes_first():
+    """The ordering rule: a waiting run goes after every run sending, and after the runs waiting that started
+    before it; a tie in start time is broken by the run token."""
+    now = datetime(2026, 12, 20, 9, 0, tzinfo=timezone.utc)
+    a, b = _row("token-a", WAITING, now), _row("token-b", WAITING, now)
+    assert (runs_ahead(a, [a, b]), runs_ahead(b, [a, b])) == ([], [a])
+    later = _row("token-0", WAITING, now + timedelta(seconds=1))  # a smaller token, started later: behind
+    assert runs_ahead(later, [a, later]) == [a] and runs_ahead(a, [a, later]) == []
+    sending = _row("token-z", RUNNING, now + timedelta(minutes=1))  # sending goes first, whenever it started
+    assert runs_ahead(a, [a, b, sending]) == [sending]
+
+
+def test_runs_starting_together_take_turns_and_a_killed_run_holds_none_back(warehouse):
+    """Through the table: each run writes its row before it looks, so of two runs starting together exactly one
+    sends; a killed run (its row silent for STALE_AFTER) blocks nobody."""
+    connection = warehouse.provider_connect()
+    history = UsageHistory(connection, warehouse.dialect)
+    history.ensure_table()
+    clock = Clock(datetime(2026, 12, 20, 9, 0, tzinfo=timezone.utc))
+    killed = UsageRecorder(history, "1101000001", "token-killed", "contacts", "r0", clock, 3600)
+    killed.start()  # sending when it was killed
+    clock.now += STALE_AFTER + timedelta(seconds=1)
+    first, second = (UsageRecorder(history, "1101000001", token, "contacts", token, clock, 3600)
+                     for token in ("token-a", "token-b"))
+    first.start(state=WAITING)
+    second.start(state=WAITING)  # the same instant: the token decides
+    other_instance = UsageRecorder(history, "1101000002", "token-c", "contacts", "c", clock, 3600)
+    other_instance.start(state=WAITING)
+    assert [row.run_token for row in second.take_turn()] == ["token-a"]
+    assert first.take_turn() == [] and first.state == RUNNING
+    assert other_instance.take_turn() == []  # another instance: its own turn
+    clock.now += timedelta(seconds=5)
+    ahead = second.take_turn()
+    assert [(row.run_token, row.state) for row in ahead] == [("token-a", RUNNING)] and second.state == WAITING
+    first.stop("done")
+    assert second.take_turn() == [] and second.state == RUNNING
+    states = {r.run_token: r.state for r in history.month_rows("2026-12", now=clock.now)}
+    assert states == {"token-killed": "interrupted", "token-a": "done", "token-b": RUNNING, "token-c": RUNNING}
+    second.stop("done")
+    other_instance.stop("done")
+    connection.close()
+
+
+def test_a_run_that_finds_another_sending_after_its_own_write_goes_back_to_waiting(warehouse):
+    """Both runs saw none ahead (each read before the other wrote) and wrote ``running``: the look after the
+    write sends at least one back to ``waiting``, so they never send together."""
+    connection = warehouse.provider_connect()
+    history = UsageHistory(connection, warehouse.dialect)
+    history.ensure_table()
+    clock = Clock(datetime(2026, 12, 20, 9, 0, tzinfo=timezone.utc))
+    late = UsageRecorder(history, "1101000001", "token-late", "contacts", "late", clock, 3600)
+    late.start(state=RUNNING)  # its row appeared after the other's first look, already sending
+    early = UsageRecorder(history, "1101000001", "token-early", "contacts", "early", clock, 3600)
+    early._started -= timedelta(seconds=1)  # started first, so no waiting run is ahead of it
+    early.start(state=WAITING)
+    assert [row.run_token for row in early.take_turn()] == ["token-late"] and early.state == WAITING
+    late.stop("done")
+    assert early.take_turn() == [] and early.state == RUNNING
+    early.stop("done")
+    connection.close()

@@ -65,7 +65,9 @@ class CheckWhatsappOperator(BaseOperator):
     ``shard_index``/``shard_count`` make it check only its share of the input, so that mapped tasks on
     several connections split one input (``.expand_kwargs(greenapi_shards([...]))``, see docs/scaling.md).
     ``max_checks="auto"`` plans the run's budget from the month's quota and the DAG's schedule, keeping
-    ``quota_reserve`` back (docs/quota.md). See docs/operator.md for every parameter.
+    ``quota_reserve`` back (docs/quota.md). One run sends per GREEN-API instance at a time: a run that finds another
+    sending on its instance waits up to ``wait_for_other_runs`` (a timedelta or seconds; default one hour) for it
+    to finish, then checks what is left (docs/reliability.md). See docs/operator.md for every parameter.
     """
 
     template_fields: Sequence[str] = ("phone_numbers", "sql", "destination_table", "max_checks")
@@ -102,6 +104,7 @@ class CheckWhatsappOperator(BaseOperator):
         shard_index: int | None = None,
         shard_count: int | None = None,
         statement_timeout: timedelta | float | None = DEFAULT_STATEMENT_TIMEOUT,
+        wait_for_other_runs: timedelta | float = timedelta(hours=1),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -158,6 +161,14 @@ class CheckWhatsappOperator(BaseOperator):
         self.statement_timeout = _as_timedelta(statement_timeout, "statement_timeout")
         if self.statement_timeout is not None and self.statement_timeout <= timedelta(0):
             raise ValueError(f"{self.task_id}: statement_timeout must be above 0 seconds, or None for no limit.")
+        try:
+            wait = _as_timedelta(wait_for_other_runs, "wait_for_other_runs")
+        except ValueError:
+            wait = None
+        if wait is None or wait < timedelta(0):
+            raise ValueError(f"{self.task_id}: wait_for_other_runs must be a timedelta or a number of seconds, 0 or "
+                             f"more (0: never wait for another run on the instance), got {wait_for_other_runs!r}.")
+        self.wait_for_other_runs = wait
         self._warehouse: Warehouse | None = None
         self.max_checks = max_checks
         self.dry_run_mode = dry_run  # BaseOperator.dry_run() is a method: keep the flag under another name
@@ -223,6 +234,7 @@ class CheckWhatsappOperator(BaseOperator):
             results_limit=None if self.destination_conn_id else self.max_xcom_results,
             state_poll_interval=self.state_poll_interval,
             shard=self.shard,
+            wait_for_other_runs=self.wait_for_other_runs,
         )
         dag_run = context.get("dag_run")
         with ExitStack() as stack:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 
 from airflow_provider_greenapi.client import GreenApiClient
-from airflow_provider_greenapi.errors import BulkCheckStopped, retry_can_fix
+from airflow_provider_greenapi.errors import BulkCheckStopped, OtherRunStillSending, retry_can_fix
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.pipeline.budget import RunBudget, plan_run_budget
 from airflow_provider_greenapi.pipeline.dispatch import Dispatcher
@@ -29,9 +29,20 @@ from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
 from airflow_provider_greenapi.results import RunSummary
 from airflow_provider_greenapi.sources import start_reading
 from airflow_provider_greenapi.warehouse import MonthlyUsage, ResultsStore, RunContext, UsageLedger
-from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder, start_recording
+from airflow_provider_greenapi.warehouse.usage_history import (
+    RUNNING,
+    WAITING,
+    UsageHistory,
+    UsageRecorder,
+    start_recording,
+)
 
 log = logging.getLogger(__name__)
+_HANDOVER_PAUSE = 1.0  # seconds between the previous run's end and this run's first call: GREEN-API counts a second
+
+
+def _iso_or_unknown(moment: datetime | None) -> str:
+    return "an unknown time" if moment is None else moment.isoformat(timespec="seconds")
 
 
 def _utc_now() -> datetime:
@@ -100,7 +111,7 @@ class BulkChecker:
                 f"{summary.pending} are left pending and will be checked first by the next run.",
                 summary,
                 retry_can_fix=retry_can_fix(failure),
-            ) from None
+            ) from (failure if isinstance(failure, OtherRunStillSending) else None)
         return summary
 
     # --- the steps ---------------------------------------------------------------------------------------
@@ -159,6 +170,56 @@ class BulkChecker:
         return budget
 
     def _send(self, budget: RunBudget, summary: RunSummary) -> BaseException | None:
+        """Take the instance's turn (:meth:`_wait_for_turn`), then dispatch; the error that stopped the run."""
+        recorder = self._recorder(summary)
+        state = "stopped"
+        try:
+            if (recorder is not None and budget.target > 0  # a run with nothing to send waits for nobody
+                    and (blocked := self._wait_for_turn(recorder, summary)) is not None):
+                summary.stopped_reason = str(blocked)
+                return blocked
+            failure = self._dispatch(budget, summary)
+            state = "done" if failure is None else "stopped"
+            return failure
+        finally:
+            if recorder is not None:
+                recorder.stop(state)
+
+    def _wait_for_turn(self, recorder: UsageRecorder, summary: RunSummary) -> OtherRunStillSending | None:
+        """Wait while another live run sends on the instance (or waits ahead of this one), so that no number is
+        checked twice and the instance's pace holds across runs; the error once ``wait_for_other_runs`` runs out.
+        After a wait the counts are read again: the other run's answers took numbers off this run's queue."""
+        limit = self.options.wait_for_other_runs
+        instance = self.client.id_instance
+        began = time.monotonic()
+        seen: set[str] = set()
+        while ahead := recorder.take_turn():
+            first = ahead[0]
+            if first.run_token not in seen:
+                seen.add(first.run_token)
+                log.info("Another run (%s/%s, started %s) is %s on instance %s; waiting for it to finish "
+                         "(up to %s, wait_for_other_runs) so that no number is checked twice and the instance's "
+                         "pace holds.", first.dag_id, first.run_id, _iso_or_unknown(first.started_at),
+                         "sending" if first.state == RUNNING else "waiting ahead of this one", instance, limit)
+            left = limit.total_seconds() - (time.monotonic() - began)
+            if left <= 0:
+                return OtherRunStillSending(
+                    f"another run ({first.dag_id}/{first.run_id}) was still sending on instance {instance} after "
+                    f"this run waited {limit} for it (wait_for_other_runs), so this run sent nothing: two runs "
+                    "at once would check numbers twice and together exceed the instance's pace. A retry checks "
+                    "them once the instance is free; raise wait_for_other_runs, or schedule the DAGs on this "
+                    "instance so that their runs do not overlap")
+            time.sleep(min(self.options.state_poll_interval, left))
+        if seen:
+            time.sleep(_HANDOVER_PAUSE)
+            _, queued = self.store.count_staged(self.context.token)
+            answered = max(summary.pending - queued, 0)  # by the other run: fresh now
+            summary.fresh, summary.pending = summary.distinct_numbers - queued, queued
+            log.info("Instance %s is free after %.0f s of waiting; %d numbers were answered by the other run "
+                     "meanwhile, %d are left to check.", instance, time.monotonic() - began, answered, queued)
+        return None
+
+    def _dispatch(self, budget: RunBudget, summary: RunSummary) -> BaseException | None:
         """Dispatch the queue within ``budget``, storing outcomes as they come; the error that stopped it."""
         options = self.options
         dispatcher = Dispatcher(self.client, clock=self.clock, state_poll_interval=options.state_poll_interval,
@@ -166,8 +227,6 @@ class BulkChecker:
         run_queue = RunQueue(self.store, self.context.token, by_priority=budget.cuts_queue)
         writer = OutcomeWriter(self.store, self.context, self.clock, chunk_size=options.chunk_size,
                                commit_interval=options.commit_interval)
-        recorder = self._recorder(summary)
-        state = "stopped"
         sending = last_progress = time.monotonic()
         try:
             with contextlib.closing(dispatcher.dispatch(iter(run_queue), budget.numbers)) as steps:
@@ -181,7 +240,6 @@ class BulkChecker:
                         last_progress = time.monotonic()
             run_queue.release(writer.commit())
             _, summary.pending = self.store.count_staged(self.context.token)
-            state = "done" if dispatcher.failure is None else "stopped"
         except Exception as error:
             with contextlib.suppress(Exception):  # the lost chunk's locks go before the history's last write
                 self.store.rollback()
@@ -192,8 +250,6 @@ class BulkChecker:
             ) from error
         finally:
             run_queue.close()
-            if recorder is not None:
-                recorder.stop(state)
         elapsed = time.monotonic() - sending
         summary.checks_per_second = round(summary.checked / elapsed, 2) if elapsed > 0 else 0.0
         if dispatcher.failure is not None:
@@ -214,7 +270,7 @@ class BulkChecker:
         if self.ledger is not None:  # the ledger books the calls: the rows are written on its connection
             history = history.sharing(self.ledger.connection, self.ledger.lock)
         recorder = start_recording(history, self.client.id_instance, self.context, self.clock,
-                                   self.options.commit_interval, summary.budget)
+                                   self.options.commit_interval, summary.budget, WAITING)
         if recorder is not None and self.ledger is not None:
             self.ledger.book_on(recorder.book)
         return recorder

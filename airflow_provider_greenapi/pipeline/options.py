@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from airflow_provider_greenapi.quota_plan import AutoBudget
 from airflow_provider_greenapi.sharding import Shard
@@ -13,7 +14,8 @@ from airflow_provider_greenapi.warehouse import Freshness
 class CheckOptions:
     """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run; ``auto_budget``
     plans that cap from the month's quota instead (quota_plan.py); ``shard`` keeps only this task's share of the
-    input (see sharding.py)."""
+    input (see sharding.py); ``wait_for_other_runs`` bounds how long the run waits for another run sending on the
+same instance (one run sends per instance at a time, through the usage history table) before it stops."""
 
     freshness: Freshness = field(default_factory=Freshness)
     max_checks: int | None = None
@@ -26,11 +28,14 @@ class CheckOptions:
     max_consecutive_errors: int = 50
     results_limit: int | None = None  # when set, the summary carries up to this many result rows
     shard: Shard | None = None
+    wait_for_other_runs: timedelta = timedelta(hours=1)
 
     def __post_init__(self) -> None:
         if self.max_checks is not None and self.max_checks < 0:
             raise ValueError(f"max_checks must be 0 or more, got {self.max_checks!r}")
         if self.max_checks is not None and self.auto_budget is not None:
             raise ValueError("give max_checks or auto_budget, not both")
+        if self.wait_for_other_runs < timedelta(0):
+            raise ValueError(f"wait_for_other_runs must be 0 or more, got {self.wait_for_other_runs!r}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size!r}")

@@ -7,7 +7,11 @@ commit that counts them (:meth:`UsageRecorder.book`), so the checks per day add 
 after a crash too. A :class:`UsageRecorder` writes the row's state at the run's start and end and a
 heartbeat (``updated_at``) every few seconds in between: a ``running`` row not heard from for
 :data:`STALE_AFTER` belongs to a run that was killed, and reads as ``interrupted`` (a later run on the
-instance writes it so). A heartbeat that fails is logged and the run goes on: nothing here enforces anything.
+instance writes it so). A heartbeat that fails is logged and the run goes on.
+
+The table is also where the runs on one instance take turns (:meth:`UsageRecorder.take_turn`): a run's row
+reads ``waiting`` until no other live run on the instance is ahead of it, then ``running`` while it sends, so that
+two runs never check the same number twice nor together exceed the instance's pace. See :func:`runs_ahead`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ _COLUMNS = ("instance_id", "run_token", "day", "month", "dag_id", "run_id", "sta
 _KEY = ("instance_id", "run_token", "day")
 HEARTBEAT_SECONDS = 15.0  # the longest time between two writes of a live run's row
 STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)  # a `running` row older than this: the run is gone
+RUNNING = "running"  # sending
+WAITING = "waiting"  # waiting for another run on the instance to finish sending
 INTERRUPTED = "interrupted"
+_LIVE = (RUNNING, WAITING)  # states of a run still going, when heard from within STALE_AFTER
 
 
 @dataclass(frozen=True)
@@ -141,24 +148,38 @@ class UsageHistory:
             (calls, self.engine.to_db_time(row.updated_at), row.instance_id, row.run_token, row.day))
 
     def mark_interrupted(self, instance_id: str, now: datetime) -> None:
-        """Write ``interrupted`` on the instance's ``running`` rows not heard from for :data:`STALE_AFTER`."""
+        """Write ``interrupted`` on the instance's ``running`` or ``waiting`` rows not heard from for
+        :data:`STALE_AFTER`."""
         p = self.engine.placeholder
         with self._transaction() as cursor:
             cursor.execute(
-                f"UPDATE {self._table} SET state = {p} WHERE instance_id = {p} AND state = 'running' "
+                f"UPDATE {self._table} SET state = {p} WHERE instance_id = {p} AND state IN ({p}, {p}) "
                 f"AND updated_at < {p}",
-                (INTERRUPTED, instance_id, self.engine.to_db_time(now - STALE_AFTER)))
+                (INTERRUPTED, instance_id, *_LIVE, self.engine.to_db_time(now - STALE_AFTER)))
 
     def month_rows(self, month: str, now: datetime | None = None) -> list[RunDay]:
-        """Every row of ``month`` (``YYYY-MM``); read-only. A ``running`` row not heard from for
+        """Every row of ``month`` (``YYYY-MM``); read-only. A ``running`` or ``waiting`` row not heard from for
         :data:`STALE_AFTER` before ``now`` (default: the time of the call) reads as ``interrupted``."""
-        stale = (now or datetime.now(timezone.utc)) - STALE_AFTER
         sql = (f"SELECT {', '.join(_COLUMNS)} FROM {self._table} WHERE month = {self.engine.placeholder} "
                "ORDER BY day, started_at")
+        return self._read(sql, (month,), now or datetime.now(timezone.utc))
+
+    def live_runs(self, instance_id: str, now: datetime) -> list[RunDay]:
+        """The instance's runs still going at ``now``: ``running`` or ``waiting``, heard from within
+        :data:`STALE_AFTER`; one row per run (its latest day). Read-only."""
+        p = self.engine.placeholder
+        sql = (f"SELECT {', '.join(_COLUMNS)} FROM {self._table} WHERE instance_id = {p} AND state IN ({p}, {p}) "
+               f"AND updated_at >= {p}")
+        rows = self._read(sql, (instance_id, *_LIVE, self.engine.to_db_time(now - STALE_AFTER)), now)
+        latest = {row.run_token: row for row in sorted(rows, key=lambda r: r.day)}
+        return [row for row in latest.values() if row.state in _LIVE]
+
+    def _read(self, sql: str, parameters: tuple[Any, ...], now: datetime) -> list[RunDay]:
+        stale = now - STALE_AFTER
         with self._lock:
             cursor = self.connection.cursor()
             try:
-                cursor.execute(sql, (month,))
+                cursor.execute(sql, parameters)
                 records = cursor.fetchall()
             finally:
                 cursor.close()
@@ -168,11 +189,28 @@ class UsageHistory:
         rows = []
         for r in records:
             updated_at, state = self.engine.from_db_time(r[7]), str(r[11])
-            if state == "running" and (updated_at is None or updated_at < stale):
+            if state in _LIVE and (updated_at is None or updated_at < stale):
                 state = INTERRUPTED
             rows.append(RunDay(str(r[0]), str(r[1]), str(r[2]), r[4], r[5], self.engine.from_db_time(r[6]),
                                updated_at, int(r[8]), None if r[9] is None else int(r[9]), r[10], state))
         return rows
+
+
+def runs_ahead(me: RunDay, live: Sequence[RunDay]) -> list[RunDay]:
+    """The runs among ``live`` (:meth:`UsageHistory.live_runs`) that go before ``me`` on the instance: every
+    other run sending (``running``, whenever it started), and every other run ``waiting`` that started before
+    ``me`` (ties broken by run token, so that of two runs started at the same instant exactly one goes first).
+
+    Runs take their turns first come, first served. The start times only order the waiting runs; they never
+    let a run send beside another: a run goes ``running`` only once none is ahead, then looks again
+    (:meth:`UsageRecorder.take_turn`)."""
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+
+    def place(row: RunDay) -> tuple[datetime, str]:
+        return row.started_at or oldest, row.run_token
+
+    return [row for row in live if row.run_token != me.run_token
+            and (row.state == RUNNING or (row.state == WAITING and place(row) < place(me)))]
 
 
 def checks_per_day(rows: Sequence[RunDay]) -> dict[str, dict[str, int]]:
@@ -217,7 +255,8 @@ class UsageRecorder:
         self._ids = (instance_id, run_token, dag_id, run_id)
         self._budget: tuple[int | None, str | None] = (None, None)
         self._started = clock()
-        self._state = "running"
+        self._state = RUNNING
+        self._writing = threading.Lock()  # one state write at a time: the heartbeat never writes an old state
         self._booked: dict[str, int] = {}  # day -> calls booked on it
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="greenapi-usage-history", daemon=True)
@@ -226,10 +265,46 @@ class UsageRecorder:
     def _day_of(moment: datetime) -> str:
         return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
 
-    def start(self, budget: int | None = None, rule: str | None = None) -> None:
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def start(self, budget: int | None = None, rule: str | None = None, state: str = RUNNING) -> None:
+        """The run's first write (``running``, or ``waiting`` for a run that takes turns: :meth:`take_turn`),
+        then the heartbeat."""
         self._budget = (budget, rule)
-        self._write("running")
+        self._write(state)
         self._thread.start()
+
+    def take_turn(self) -> list[RunDay]:
+        """One try at sending on the instance: the live runs that go first (:func:`runs_ahead`), or an empty list
+        once this run's row reads ``running`` and it may send.
+
+        Race-free because each step writes (commits) before it reads: of two runs, the one that reads later sees
+        the other's row. A run that sees none ahead writes ``running`` and then reads again: should another run
+        be ``running`` by then (the two read before either wrote), it goes back to ``waiting`` and tries at the
+        next call (so do both, at worst, and then the one ahead goes first). A history that cannot be read
+        holds no run back: the run sends, as it would without the table (logged)."""
+        try:
+            instance_id, token = self._ids[0], self._ids[1]
+            live = self.history.live_runs(instance_id, self.clock())
+            me = next((row for row in live if row.run_token == token), None)  # its start time as stored
+            ahead = runs_ahead(me or self._row(self._day_of(self.clock()), self.clock(), self._state), live)
+            if ahead:
+                if self._state != WAITING:
+                    self._write(WAITING)
+                return ahead
+            self._write(RUNNING)
+            sending = [row for row in self.history.live_runs(instance_id, self.clock())
+                       if row.run_token != token and row.state == RUNNING]
+        except Exception as error:
+            log.warning("Could not read the usage history table %s (%s): this run sends without waiting for "
+                        "other runs on the instance.", self.history.table_name, error)
+            self._write(RUNNING)
+            return []
+        if sending:
+            self._write(WAITING)
+        return sending
 
     def stop(self, state: str) -> None:
         """The final write (``done`` or ``stopped``); waits for the thread."""
@@ -262,10 +337,14 @@ class UsageRecorder:
 
     def _loop(self) -> None:
         while not self._stopped.wait(self.interval):
-            self._write("running")
+            self._write(None)
 
-    def _write(self, state: str) -> None:
-        """The state and the heartbeat on each day's row the run has (today's at least)."""
+    def _write(self, state: str | None) -> None:
+        """The state (None: the current one) and the heartbeat on each day's row the run has (today's at least)."""
+        with self._writing:
+            self._write_locked(self._state if state is None else state)
+
+    def _write_locked(self, state: str) -> None:
         now = self.clock()
         self._state = state
         try:
@@ -276,10 +355,10 @@ class UsageRecorder:
 
 
 def start_recording(history: UsageHistory, instance_id: str, context: RunContext, clock: Callable[[], datetime],
-                    interval: float, budget: dict[str, Any] | None) -> UsageRecorder | None:
-    """A started recorder of one run (``budget``: what ``auto`` planned), or None when the history table
-    cannot be made: the run goes on without it. The instance's runs killed earlier are marked
-    ``interrupted`` first."""
+                    interval: float, budget: dict[str, Any] | None, state: str = RUNNING) -> UsageRecorder | None:
+    """A started recorder of one run (``budget``: what ``auto`` planned; ``state``: its first state), or None
+    when the history table cannot be made: the run goes on without it. The instance's runs killed earlier are
+    marked ``interrupted`` first."""
     try:
         history.ensure_table()
         history.mark_interrupted(instance_id, clock())
@@ -288,5 +367,5 @@ def start_recording(history: UsageHistory, instance_id: str, context: RunContext
         return None
     recorder = UsageRecorder(history, instance_id, context.token, context.dag_id, context.run_id, clock, interval)
     plan = budget or {}
-    recorder.start(plan.get("budget"), plan.get("explanation"))
+    recorder.start(plan.get("budget"), plan.get("explanation"), state)
     return recorder

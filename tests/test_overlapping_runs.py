@@ -1,0 +1,153 @@
+"""Overlapping runs on one GREEN-API instance and one results table (a manual trigger beside the schedule, a
+backfill): one sends, the other waits for it through the usage history table, then checks what is left. Asserted
+on what the emulator saw: every number checked once across both runs, no 429, never more than the instance's 10
+calls in any second, every answer stored. (Both runs' health gates ask getStateInstance, 1 request/s, at the
+same instant: one may get a 429, retried after the connection's backoff; that call costs no quota. The sending
+run's instance watch polls it every state_poll_interval, 5 s by default: at 1 s it would take the instance's whole
+getStateInstance allowance, and the other run's gate would meet 429s until its retries run out.)"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, GreenApiEmulator
+from airflow_provider_greenapi.errors import BulkCheckStopped, OtherRunStillSending
+from airflow_provider_greenapi.warehouse.usage_history import UsageHistory, UsageRecorder, runs
+from tests.conftest import ID_INSTANCE, TOKEN, Warehouse
+from tests.harness import Harness
+from tests.test_killed_runs import process_target
+
+CHECK = "checkWhatsapp"
+INSTANCE_LIMIT = 10  # GREEN-API's checkWhatsapp calls per second per instance
+PACE = 8.0  # each run's own pace: two runs sending at once would make about 16 a second
+WAITING_LOG = "waiting for it to finish"
+
+
+def start_run(emulator: GreenApiEmulator, warehouse: Warehouse, numbers: list[str]) -> subprocess.Popen[bytes]:
+    """A run of ``numbers`` in its own process (the usage history on), as a second Airflow worker runs it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.harness", emulator.base_url, warehouse.dialect.value, process_target(warehouse),
+         ",".join(numbers), "--chunk-size", "5", "--history", "--requests-per-second", str(PACE),
+         "--retry-backoff", "1", "--state-poll-interval", "5", "--json"],  # the defaults' order (2 s, 5 s)
+        cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def most_in_one_second(arrivals: list[float]) -> int:
+    """The most calls that arrived within any one second (a window [t, t + 1))."""
+    arrivals = sorted(arrivals)
+    return max((bisect.bisect_left(arrivals, t + 1.0) - i for i, t in enumerate(arrivals)), default=0)
+
+
+def test_most_in_one_second_counts_a_sliding_window():
+    assert most_in_one_second([]) == 0
+    assert most_in_one_second([0.0, 0.5, 0.99, 1.0, 1.5]) == 3
+    assert most_in_one_second([i / 8 for i in range(30)]) == 8
+
+
+def test_two_processes_at_once_check_each_number_once_at_the_instances_pace(warehouse):
+    numbers = [f"7918{i:07d}" for i in range(48)]
+    with GreenApiEmulator([EmulatedInstance(ID_INSTANCE, TOKEN, plan="business",
+                                            faults=FaultPlan(latency_ms=50))]) as emu:
+        Harness(emu, warehouse).run([], history=True)  # the tables, as an earlier run left them
+        processes = [start_run(emu, warehouse, numbers) for _ in range(2)]
+        outputs = [process.communicate(timeout=240) for process in processes]
+        for process, (_, err) in zip(processes, outputs, strict=True):
+            assert process.returncode == 0, err.decode()[-3000:]
+        summaries = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+        logs = [err.decode() for _, err in outputs]
+
+        checks = emu.journal(ID_INSTANCE, CHECK)
+        assert Counter(entry.number for entry in checks) == Counter(numbers), "a number checked twice, or never"
+        assert [e.status for e in checks if e.status != 200] == []  # no 429: the pace held across the runs
+        assert most_in_one_second([entry.arrived for entry in checks]) <= INSTANCE_LIMIT
+
+    checked = [s["exists"] + s["not_exists"] + s["rejected"] + s["error"] for s in summaries]
+    assert sum(checked) == len(numbers), summaries
+    assert [s["pending"] for s in summaries] == [0, 0], summaries
+    assert sum(s["quota_spent"] for s in summaries) == len(numbers), summaries
+    rows = warehouse.fetch_all("SELECT phone_number, status, queued_at FROM whatsapp_checks")
+    assert sorted(row[0] for row in rows) == sorted(numbers)
+    assert {(row[1] in ("exists", "not_exists"), row[2]) for row in rows} == {(True, None)}, "an answer not stored"
+    # The runs overlapped: one waited for the other (and said so, once), then found nothing or little left.
+    assert sorted(log.count(WAITING_LOG) for log in logs) == [0, 1], logs
+    waited = summaries[[WAITING_LOG in log for log in logs].index(True)]
+    assert waited["distinct_numbers"] == waited["fresh"] + checked[summaries.index(waited)], waited
+    connection = warehouse.connect()
+    try:
+        month = datetime.now(timezone.utc).strftime("%Y-%m")
+        states = [run.state for run in runs(UsageHistory(connection, warehouse.dialect).month_rows(month))]
+    finally:
+        connection.close()
+    assert states == ["done"] * 3
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_a_run_gives_up_after_wait_for_other_runs_with_an_error_a_retry_can_fix(emulator, warehouse):
+    """Another run sending (a live ``running`` row, its heartbeat fresh): this run waits, then stops before
+    sending anything, with a message that says why and what to do."""
+    harness = Harness(emulator, warehouse)
+    harness.run([], history=True)  # the tables
+    connection = warehouse.connect_from_threads()
+    other = UsageRecorder(UsageHistory(connection, warehouse.dialect), ID_INSTANCE, "token-other", "contacts",
+                          "scheduled__2026-12-01", lambda: datetime.now(timezone.utc), interval=0.2)
+    other.start()  # sending, and its heartbeat keeps going
+    try:
+        with pytest.raises(BulkCheckStopped) as stopped:
+            harness.run(["79001234567", "79001234568"], history=True, wait_for_other_runs=timedelta(seconds=1))
+    finally:
+        other.stop("done")
+        connection.close()
+    message = str(stopped.value)
+    assert stopped.value.retry_can_fix and isinstance(stopped.value.__cause__, OtherRunStillSending)
+    assert "contacts/scheduled__2026-12-01" in message and "wait_for_other_runs" in message, message
+    assert stopped.value.summary.checked == 0 and stopped.value.summary.pending == 2
+    assert emulator.counters(ID_INSTANCE).count(CHECK) == 0
+    assert all(row[3] is not None for row in harness.rows()), "the numbers stay queued for the retry"
+
+
+def test_a_killed_run_does_not_hold_the_next_one_back(emulator, warehouse):
+    """A ``running`` row not heard from for STALE_AFTER is a killed run's: the next run sends at once."""
+    harness = Harness(emulator, warehouse)
+    harness.run([], history=True)
+    connection = warehouse.connect_from_threads()
+    try:
+        past = datetime.now(timezone.utc) - timedelta(minutes=5)
+        killed = UsageRecorder(UsageHistory(connection, warehouse.dialect), ID_INSTANCE, "token-killed", "contacts",
+                               "r1", lambda: past, interval=3600)
+        killed._write("running")  # its first write, and never another (SIGKILL)
+    finally:
+        connection.close()
+    summary = harness.run(["79001234567"], history=True, wait_for_other_runs=timedelta(0))
+    assert summary.checked == 1 and emulator.counters(ID_INSTANCE).count(CHECK) == 1
+
+
+def test_a_run_with_nothing_to_check_does_not_wait(emulator, warehouse):
+    """All answers fresh: the run sends nothing, so it finishes at once beside a run that is sending."""
+    harness = Harness(emulator, warehouse)
+    harness.run(["79001234567"], history=True)
+    connection = warehouse.connect_from_threads()
+    other = UsageRecorder(UsageHistory(connection, warehouse.dialect), ID_INSTANCE, "token-other", "contacts",
+                          "manual__1", lambda: datetime.now(timezone.utc), interval=0.2)
+    other.start()
+    try:
+        summary = harness.run(["79001234567"], history=True, wait_for_other_runs=timedelta(0))
+    finally:
+        other.stop("done")
+        connection.close()
+    assert (summary.checked, summary.pending, summary.stopped_reason) == (0, 0, None)
+    assert emulator.counters(ID_INSTANCE).count(CHECK) == 1
