@@ -51,6 +51,41 @@ def numbers_from_query(
         cursor.close()
 
 
+class ChangedRows:
+    """The rows of a source query that its database found new or changed (the results table's
+    ``changed_rows_sql``); :attr:`unchanged` counts the others, which never leave the database: known once
+    the rows are read."""
+
+    def __init__(self, rows: Iterator[InputRow], total: int) -> None:
+        self._rows = rows
+        self._total = total
+        self._read = 0
+
+    def __iter__(self) -> Iterator[InputRow]:
+        for row in self._rows:
+            self._read += 1
+            yield row
+
+    @property
+    def unchanged(self) -> int:
+        return max(self._total - self._read, 0)
+
+    def close(self) -> None:
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
+
+def count_rows(cursor: Any, sql: str) -> int | None:
+    """How many rows ``sql`` returns, asked of its database; None when the database cannot count it so (the
+    query is then read as it is)."""
+    try:
+        cursor.execute(f"SELECT COUNT(*) FROM ({sql.strip().rstrip(';').strip()}) src")
+        return int(cursor.fetchone()[0])
+    except Exception:
+        return None
+
+
 def start_reading(inputs: Iterable[InputRow]) -> Iterator[InputRow]:
     """``inputs`` with their first row read now, so that a source that cannot work (a query naming a missing
     column or table, a value that is not a list) fails before the results table is created; the rows are unchanged."""

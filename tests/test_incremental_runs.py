@@ -5,11 +5,13 @@ whatever the run's input named."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 
 from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
-from tests.conftest import ID_INSTANCE, TOKEN
+from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
+from tests.conftest import ID_INSTANCE, TOKEN, make_warehouse
 from tests.harness import Harness, assert_invariants
 
 NUMBERS = [f"7900{i:07d}" for i in range(12)]
@@ -121,3 +123,53 @@ def test_a_table_written_before_normalized_by_is_upgraded_in_place(harness):
     after = run(harness, CONTACTS)
     assert after.unchanged == 15 and after.quota_spent == 0
     assert set(checks(harness).values()) == {1}
+
+
+# --- through the operator, from a SQL source ---------------------------------------------------------------
+
+SOURCE_ROWS = [(i, phone) for i, phone in enumerate([*CONTACTS.values(), 79001234567], start=1)]
+
+
+@pytest.fixture
+def context(mocker):
+    return {"ti": mocker.MagicMock(), "dag_run": SimpleNamespace(run_id="manual__test")}
+
+
+def contacts_table(warehouse, rows) -> None:
+    warehouse.execute("CREATE TABLE contacts (contact_id INTEGER PRIMARY KEY, phone VARCHAR(64))")
+    p = warehouse.placeholder
+    warehouse.execute(f"INSERT INTO contacts (contact_id, phone) VALUES {', '.join([f'({p}, {p})'] * len(rows))}",
+                      [value for row in rows for value in row])
+
+
+@pytest.mark.parametrize("source", ["same database", "another database"])
+def test_a_sql_source_rerun_reads_only_what_changed(greenapi_conn, any_warehouse, emulator, context, source,
+                                                    tmp_path, monkeypatch, caplog):
+    source_conn_id = "warehouse"
+    source_db = any_warehouse
+    if source == "another database":
+        source_db = make_warehouse("sqlite", tmp_path, None, monkeypatch, conn_id="contacts_db")
+        source_conn_id = "contacts_db"
+    contacts_table(source_db, SOURCE_ROWS)
+    kwargs = {"task_id": "check", "sql": "SELECT contact_id, phone FROM contacts", "source_conn_id": source_conn_id,
+              "phone_column": "phone", "key_column": "contact_id", "destination_conn_id": "warehouse"}
+    first = CheckWhatsappOperator(**kwargs).execute(context)
+    assert (first["inputs"], first["quota_spent"]) == (len(SOURCE_ROWS), 13)
+    before = sorted(any_warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1]))
+    caplog.clear()
+    again = CheckWhatsappOperator(**kwargs).execute(context)
+    assert (again["inputs"], again["unchanged"], again["quota_spent"]) == (len(SOURCE_ROWS),) * 2 + (0,)
+    assert sorted(any_warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1])) == before
+    in_database = source == "same database" and any_warehouse.dialect.engine.diffs_in_database
+    assert (f"found {len(SOURCE_ROWS)} of its rows stored as they are" in caplog.text) == in_database
+    p = source_db.placeholder
+    source_db.execute(f"UPDATE contacts SET phone = {p} WHERE contact_id = 4", ("+7 900 555-55-55",))
+    source_db.execute(f"INSERT INTO contacts (contact_id, phone) VALUES (100, {p})", ("+7 900 666-66-66",))
+    changed = CheckWhatsappOperator(**kwargs).execute(context)
+    assert (changed["inputs"], changed["unchanged"]) == (len(SOURCE_ROWS) + 1, len(SOURCE_ROWS) - 1)
+    assert changed["quota_spent"] == 2 and changed["distinct_numbers"] == 2
+    assert set(checks_of(emulator).values()) == {1}
+
+
+def checks_of(emulator) -> dict[str, int]:
+    return dict(emulator.counters(ID_INSTANCE).checked_numbers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -249,7 +249,7 @@ class CheckWhatsappOperator(BaseOperator):
                 run_id=getattr(dag_run, "run_id", None),
             )
             checker = BulkChecker(client, store, normalizer, history=history, options=options, context=run_context)
-            inputs = self._inputs(stack, store)
+            inputs = self._inputs(stack, store, normalizer)
             try:
                 summary = checker.run(inputs)
             except BulkCheckStopped as stopped:
@@ -295,13 +295,14 @@ class CheckWhatsappOperator(BaseOperator):
         stack.callback(connection.close)
         return store, ledger, UsageHistory(connection, warehouse.dialect, self.usage_history_table)
 
-    def _inputs(self, stack: ExitStack, store: ResultsStore) -> Iterator[InputRow]:
+    def _inputs(self, stack: ExitStack, store: ResultsStore, normalizer: PhoneNumberNormalizer) -> Iterable[InputRow]:
         if self.sql is None:
             return numbers_from_value(self.phone_numbers)
         assert self.source_conn_id is not None
         destination = (self.destination_conn_id, store) if self.destination_conn_id else None
         return source_inputs(stack, self.source_conn_id, self.sql, self.phone_column, self.key_column,
-                             self.chunk_size, destination)
+                             self.chunk_size, destination,
+                             changed_only=normalizer.settings if self.shard is None else None)
 
 
 def _tables(destination: str, usage: str, history: str) -> dict[str, str | None]:

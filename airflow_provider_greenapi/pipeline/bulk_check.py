@@ -27,7 +27,7 @@ from airflow_provider_greenapi.pipeline.run_queue import RunQueue
 from airflow_provider_greenapi.pipeline.staging import stage_inputs
 from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
 from airflow_provider_greenapi.results import RunSummary
-from airflow_provider_greenapi.sources import start_reading
+from airflow_provider_greenapi.sources import ChangedRows, start_reading
 from airflow_provider_greenapi.warehouse import MonthlyUsage, ResultsStore, RunContext, UsageLedger
 from airflow_provider_greenapi.warehouse.usage_history import (
     RUNNING,
@@ -94,11 +94,12 @@ class BulkChecker:
         # A source that cannot work (a query naming a missing column) fails here, before the results table is
         # created. After the ledger's table: a SQLite source read on the results' connection holds the file
         # against the ledger's own connection until its rows are staged.
+        source = inputs
         inputs = start_reading(inputs)
         self.store.ensure_table()
         failure = None
         try:
-            budget = self._stage(inputs, summary, usage)
+            budget = self._stage(inputs, summary, usage, source)
             if not self.options.dry_run:
                 failure = self._send(budget, summary)
         finally:
@@ -129,13 +130,19 @@ class BulkChecker:
             )
 
     def _stage(self, inputs: Iterable[tuple[object, str]], summary: RunSummary,
-               usage: MonthlyUsage | None) -> RunBudget:
+               usage: MonthlyUsage | None, source: Iterable[tuple[object, str]]) -> RunBudget:
         options = self.options
         counts = stage_inputs(inputs, normalizer=self.normalizer, store=self.store, context=self.context,
                               freshness=options.freshness, clock=self.clock, chunk_size=options.chunk_size,
                               shard=options.shard, commit=not options.dry_run,
                               commit_interval=options.commit_interval)
-        summary.inputs, summary.unchanged, summary.duplicates = counts.inputs, counts.unchanged, counts.duplicates
+        left_in_source = 0
+        if isinstance(source, ChangedRows):  # rows its database found stored as they are never left it
+            left_in_source = source.unchanged
+            log.info("The source's database found %d of its rows stored as they are in the results table: only the "
+                     "other %d were read.", left_in_source, counts.inputs + counts.other_shards)
+        summary.inputs, summary.unchanged = counts.inputs + left_in_source, counts.unchanged + left_in_source
+        summary.duplicates = counts.duplicates
         summary.invalid, summary.other_shards = counts.invalid, counts.other_shards
         limit = options.results_limit
         if limit is not None and (rows := self.store.count_staged_rows(self.context.token)) > limit:

@@ -3,13 +3,14 @@ results store, the usage ledger and a source query use (lineage.py names their t
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_greenapi.sources import InputRow, numbers_from_query
+from airflow_provider_greenapi.sources import ChangedRows, InputRow, count_rows, numbers_from_query
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, engine_names
 from airflow_provider_greenapi.warehouse.ledger import UsageLedger
 from airflow_provider_greenapi.warehouse.store import ResultsStore
@@ -132,18 +133,44 @@ def in_memory_store(stack: ExitStack, table: str) -> ResultsStore:
 
 
 def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | None, key_column: str | None,
-                  chunk_size: int, destination: tuple[str, ResultsStore] | None = None) -> Iterator[InputRow]:
+                  chunk_size: int, destination: tuple[str, ResultsStore] | None = None,
+                  changed_only: str | None = None) -> Iterable[InputRow]:
     """The inputs of a source query, streamed in chunks of ``chunk_size`` rows. ``destination`` is the
     results' (conn id, store): an engine whose file a task may open once (SQLite) reads through the store's
-    own connection when the source is the same connection."""
+    own connection when the source is the same connection. ``changed_only`` (the normaliser's fingerprint):
+    when the source is in the results' database, only its rows not stored as they are leave the database
+    (:class:`ChangedRows`)."""
     hook = get_db_hook(conn_id, "source")
     engine = engine_of(hook, conn_id)
-    if destination is not None and destination[0] == conn_id and engine.shares_source_connection():
-        connection = destination[1].connection
+    same_database = destination is not None and destination[0] == conn_id
+    if same_database and engine.shares_source_connection():
+        connection = destination[1].connection  # type: ignore[index]
     else:
         connection = engine.source_connection(hook)
         stack.callback(connection.close)
-    rows = numbers_from_query(engine.source_cursor(hook, connection), sql, phone_column, key_column, chunk_size)
+    open_cursor = engine.source_cursor(hook, connection)
+    if same_database and changed_only and phone_column and key_column:
+        store = destination[1]  # type: ignore[index]
+        changed_sql = None
+        if store.holds_inputs_read_by(changed_only):
+            changed_sql = store.changed_rows_sql(sql, phone_column, key_column, changed_only)
+        total = None if changed_sql is None else _count(open_cursor, connection, sql)
+        if changed_sql is not None and total is not None:
+            rows = numbers_from_query(open_cursor, changed_sql, phone_column, key_column, chunk_size)
+            stack.callback(rows.close)
+            return ChangedRows(rows, total)
+    rows = numbers_from_query(open_cursor, sql, phone_column, key_column, chunk_size)
     stack.callback(rows.close)  # a run that stops mid-source closes the cursor before its connection
     return rows
 
+
+def _count(open_cursor: Any, connection: Any, sql: str) -> int | None:
+    cursor = open_cursor()
+    try:
+        total = count_rows(cursor, sql)
+    finally:
+        cursor.close()
+    if total is None:
+        with contextlib.suppress(Exception):  # a failed statement leaves PostgreSQL's transaction aborted
+            connection.rollback()
+    return total

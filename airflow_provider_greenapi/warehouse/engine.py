@@ -101,6 +101,9 @@ class Engine:
     max_identifier_length: ClassVar[int | None] = 63
     # How upsert writes a chunk of rows: each engine module declares its own fastest path (docs/warehouses.md).
     write_path: ClassVar[str] = "INSERT ... ON CONFLICT DO UPDATE through executemany, in the caller's transaction"
+    # Whether a source query in the results' database is cut to its new or changed rows by one statement there
+    # (an anti-join on the results' source key), rather than streamed whole and compared by key in batches.
+    diffs_in_database: ClassVar[bool] = True
 
     # --- names and values -------------------------------------------------------------------------------
 
@@ -121,6 +124,10 @@ class Engine:
             return name
         digest = f"{zlib.crc32(base.encode()):08x}"
         return f"{base[:limit - len(suffix) - len(digest) - 2]}_{digest}_{suffix}"
+
+    def as_text(self, expression: str) -> str:
+        """SQL for ``expression`` as text that compares exactly with the results' text columns."""
+        return f"CAST({expression} AS TEXT)"
 
     def key_text_type(self, length: int) -> str:
         """A text column that is part of a key or an index (MySQL needs a length there)."""

@@ -17,6 +17,8 @@ query parameters. On a batched (cloud) engine every write of a chunk is one stat
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +32,9 @@ from airflow_provider_greenapi.warehouse.storable import key_problem, storable_k
 _MAX_STORED_TEXT = 200
 _KEY_LENGTHS = {"phone_number": 200, "source_key": 255, "staged_by": 64}  # where an engine needs a length
 _LOOKUP_BATCH = 500  # values per IN (...) list
+_KEY_BATCH = 1000  # source keys per look-up of unchanged inputs (a chunk's worth)
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_FINGERPRINT = re.compile(r"[0-9a-f]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -172,18 +177,23 @@ class ResultsStore:
         still checked when its answer is due (:meth:`carry_over`). Only text and integers under a non-empty
         key are compared (None as no text): anything else is read again."""
         wanted: dict[str, list[tuple[int, str]]] = {}
+        limit = _KEY_LENGTHS["source_key"]
         for position, (value, key) in enumerate(chunk):
+            if not key:
+                continue
             text = _comparable_text(value)
-            if text is not None and key and key_problem(key, _KEY_LENGTHS["source_key"]) is None:
+            plain_key = key.isascii() and "\x00" not in key and len(key) <= limit  # the common case, at once
+            if text is not None and (plain_key or key_problem(key, limit) is None):
                 wanted.setdefault(key, []).append((position, text))
         found: dict[int, str | None] = {}
         if not wanted:
             return found
-        keys = sorted(wanted)
+        keys = list(wanted)
+        invalid = CheckStatus.INVALID.value
         cursor = self.connection.cursor()
         try:
-            for start in range(0, len(keys), _LOOKUP_BATCH):
-                batch = keys[start : start + _LOOKUP_BATCH]
+            for start in range(0, len(keys), _KEY_BATCH):
+                batch = keys[start : start + _KEY_BATCH]
                 cursor.execute(
                     f"SELECT source_key, input_value, phone_number, status FROM {self._table} "
                     f"WHERE normalized_by = {self._p} AND source_key IN ({', '.join([self._p] * len(batch))})",
@@ -192,11 +202,40 @@ class ResultsStore:
                 for key, text, phone, status in cursor.fetchall():
                     for position, wanted_text in wanted.get(key, ()):
                         if wanted_text == text:
-                            found[position] = None if status == CheckStatus.INVALID.value else phone
+                            found[position] = None if status == invalid else phone
         finally:
             cursor.close()
         self.engine.end_read(self.connection)
         return found
+
+    def holds_inputs_read_by(self, normalized_by: str) -> bool:
+        """Whether the table exists and holds an input read with ``normalized_by`` (what a source's database can
+        leave out, :meth:`changed_rows_sql`): False for a table not made yet or made by an older version."""
+        if not _FINGERPRINT.fullmatch(normalized_by):
+            return False
+        try:
+            return bool(self._page(
+                f"SELECT 1 FROM {self._table} WHERE normalized_by = {self._p} LIMIT 1", (normalized_by,)))
+        except Exception:
+            with contextlib.suppress(Exception):  # a failed statement leaves PostgreSQL's transaction aborted
+                self.connection.rollback()
+            return False
+
+    def changed_rows_sql(self, sql: str, phone_column: str, key_column: str, normalized_by: str) -> str | None:
+        """``sql``, a query of this table's database, cut in the database to its rows that are not stored as
+        they are (:meth:`unchanged_inputs`, as one anti-join on the source key), as ``(phone, key)`` rows;
+        None when that cannot be asked safely (the engine compares in batches instead, a column is not a plain
+        name). It may keep a row that is stored as it is (a float's text, say): staging compares those again."""
+        names_ok = all(_PLAIN_NAME.fullmatch(c) for c in (phone_column, key_column))
+        if not self.engine.diffs_in_database or not names_ok or not _FINGERPRINT.fullmatch(normalized_by):
+            return None
+        query = sql.strip().rstrip(";").strip()
+        text = self.engine.as_text
+        return (
+            f"SELECT src.{phone_column}, src.{key_column} FROM ({query}) src WHERE NOT EXISTS (SELECT 1 FROM "
+            f"{self._table} r WHERE r.source_key = {text(f'src.{key_column}')} AND r.input_value = "
+            f"COALESCE({text(f'src.{phone_column}')}, '') AND r.normalized_by = '{normalized_by}')"
+        )
 
     def stage(
         self, inputs: Sequence[StagedInput], context: RunContext, freshness: Freshness, now: datetime,
@@ -512,10 +551,12 @@ def _batches(values: Sequence[Any]) -> list[list[Any]]:
 def _comparable_text(value: object) -> str | None:
     """The text an input of plain text or an integer is stored as (``input_value``), when it is stored whole
     and as it is; None otherwise (the input is then read again)."""
-    if value is None:
-        text = ""  # no number: stored with no text, read again only when one is given
-    elif type(value) is str:
+    if type(value) is str:
+        if len(value) <= _MAX_STORED_TEXT and value.isascii() and "\x00" not in value:
+            return value  # the common case: stored as it is
         text = value
+    elif value is None:
+        text = ""  # no number: stored with no text, read again only when one is given
     elif type(value) is int and value.bit_length() <= 64:  # longer: no phone number, and str() may refuse it
         text = str(value)
     else:
