@@ -60,6 +60,7 @@ class RunSummary:
     invalid: int = 0
     distinct_numbers: int = 0
     carried_over: int = 0
+    pruned: int = 0  # result rows deleted: their source key left the source (prune_missing)
     fresh: int = 0
     exists: int = 0
     not_exists: int = 0

@@ -56,10 +56,11 @@ class ChangedRows:
     ``changed_rows_sql``); :attr:`unchanged` counts the others, which never leave the database: known once
     the rows are read."""
 
-    def __init__(self, rows: Iterator[InputRow], total: int) -> None:
+    def __init__(self, rows: Iterator[InputRow], total: int, sql: str, key_column: str) -> None:
         self._rows = rows
         self._total = total
         self._read = 0
+        self.sql, self.key_column = sql, key_column  # the source query, for a prune in its database
 
     def __iter__(self) -> Iterator[InputRow]:
         for row in self._rows:

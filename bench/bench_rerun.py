@@ -167,8 +167,9 @@ def measure_engine(engine: str, rows: int) -> dict[str, Any]:
 
     folder = common.workdir(f"rerun-{engine}")
     with destination(engine, folder) as databases:
-        cases = [measure_case(engine, next(databases), rows, junk, elsewhere)
-                 for elsewhere in (None, folder / "contacts-elsewhere.db") for junk in (False, True)]
+        cases = [measure_case(engine, next(databases), rows, junk,
+                              folder / f"contacts-{junk}.db" if elsewhere else None)
+                 for elsewhere in (False, True) for junk in (False, True)]
     from airflow_provider_greenapi.warehouse.engine import Dialect
 
     return {"engine": engine, "rows": rows, "cases": cases, "peak_rss_mib": common.peak_rss_mib(),

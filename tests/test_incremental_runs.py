@@ -173,3 +173,43 @@ def test_a_sql_source_rerun_reads_only_what_changed(greenapi_conn, any_warehouse
 
 def checks_of(emulator) -> dict[str, int]:
     return dict(emulator.counters(ID_INSTANCE).checked_numbers)
+
+
+@pytest.mark.parametrize("source", ["same database", "another database", "a dict"])
+def test_prune_missing_deletes_the_results_of_keys_the_source_lost(greenapi_conn, any_warehouse, emulator, context,
+                                                                   source, tmp_path, monkeypatch):
+    kwargs: dict = {"task_id": "check", "destination_conn_id": "warehouse", "prune_missing": True}
+    if source == "a dict":
+        kwargs["phone_numbers"] = {str(k): v for k, v in SOURCE_ROWS}
+    else:
+        source_db, source_conn_id = any_warehouse, "warehouse"
+        if source == "another database":
+            source_db = make_warehouse("sqlite", tmp_path, None, monkeypatch, conn_id="contacts_db")
+            source_conn_id = "contacts_db"
+        contacts_table(source_db, SOURCE_ROWS)
+        kwargs |= {"sql": "SELECT contact_id, phone FROM contacts", "source_conn_id": source_conn_id,
+                   "phone_column": "phone", "key_column": "contact_id"}
+    CheckWhatsappOperator(**kwargs).execute(context)
+    harness_rows = any_warehouse.fetch_all("SELECT source_key FROM whatsapp_checks")
+    assert sorted(int(r[0]) for r in harness_rows) == [k for k, _ in SOURCE_ROWS]
+    gone = {3, 14, 16}  # a number, the contact without a phone, the last one
+    if source == "a dict":
+        kwargs["phone_numbers"] = {str(k): v for k, v in SOURCE_ROWS if k not in gone}
+    else:
+        source_db.execute(f"DELETE FROM contacts WHERE contact_id IN ({', '.join(map(str, gone))})")
+    dry = CheckWhatsappOperator(**kwargs, dry_run=True).execute(context)
+    assert dry["pruned"] == len(gone)
+    assert len(any_warehouse.fetch_all("SELECT source_key FROM whatsapp_checks")) == len(SOURCE_ROWS)
+    pruned = CheckWhatsappOperator(**kwargs).execute(context)
+    assert pruned["pruned"] == len(gone) and pruned["quota_spent"] == 0
+    kept = sorted(int(r[0]) for r in any_warehouse.fetch_all("SELECT source_key FROM whatsapp_checks"))
+    assert kept == [k for k, _ in SOURCE_ROWS if k not in gone]
+
+
+def test_prune_missing_needs_a_whole_keyed_source():
+    with pytest.raises(ValueError, match=r"prune_missing .* needs destination_conn_id"):
+        CheckWhatsappOperator(task_id="t", sql="SELECT phone FROM c", source_conn_id="w", destination_conn_id="w",
+                              prune_missing=True)
+    with pytest.raises(ValueError, match="no shard_index"):
+        CheckWhatsappOperator(task_id="t", phone_numbers={"a": "1"}, destination_conn_id="w", prune_missing=True,
+                              shard_index=0, shard_count=2)

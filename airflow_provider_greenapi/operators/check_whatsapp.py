@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -67,7 +67,8 @@ class CheckWhatsappOperator(BaseOperator):
     ``max_checks="auto"`` plans the run's budget from the month's quota and the DAG's schedule, keeping
     ``quota_reserve`` back (docs/quota.md). One run sends per GREEN-API instance at a time: a run that finds another
     sending on its instance waits up to ``wait_for_other_runs`` (a timedelta or seconds; default one hour) for it
-    to finish, then checks what is left (docs/reliability.md). See docs/operator.md for every parameter.
+    to finish, then checks what is left (docs/reliability.md). ``prune_missing=True`` deletes the results of source
+    keys that the source, read whole, no longer returns. See docs/operator.md for every parameter.
     """
 
     template_fields: Sequence[str] = ("phone_numbers", "sql", "destination_table", "max_checks")
@@ -105,6 +106,7 @@ class CheckWhatsappOperator(BaseOperator):
         shard_count: int | None = None,
         statement_timeout: timedelta | float | None = DEFAULT_STATEMENT_TIMEOUT,
         wait_for_other_runs: timedelta | float = timedelta(hours=1),
+        prune_missing: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -122,6 +124,13 @@ class CheckWhatsappOperator(BaseOperator):
         if sql is None and (source_conn_id or phone_column or key_column):
             raise ValueError(
                 f"{self.task_id}: source_conn_id, phone_column and key_column only apply to a sql source."
+            )
+        if prune_missing and (not destination_conn_id or shard_index is not None or (sql and not key_column)):
+            raise ValueError(
+                f"{self.task_id}: prune_missing deletes the results of source keys the source no longer returns: "
+                "it needs destination_conn_id, a source with keys (sql with key_column, or phone_numbers as a dict "
+                "of key -> number) read whole by one task (no shard_index), and a query that returns every row "
+                "(not only recent ones)."
             )
         if not state_poll_interval > 0:
             raise ValueError(f"{self.task_id}: state_poll_interval must be a number of seconds above 0.")
@@ -169,6 +178,7 @@ class CheckWhatsappOperator(BaseOperator):
             raise ValueError(f"{self.task_id}: wait_for_other_runs must be a timedelta or a number of seconds, 0 or "
                              f"more (0: never wait for another run on the instance), got {wait_for_other_runs!r}.")
         self.wait_for_other_runs = wait
+        self.prune_missing = prune_missing
         self._warehouse: Warehouse | None = None
         self.max_checks = max_checks
         self.dry_run_mode = dry_run  # BaseOperator.dry_run() is a method: keep the flag under another name
@@ -235,6 +245,7 @@ class CheckWhatsappOperator(BaseOperator):
             state_poll_interval=self.state_poll_interval,
             shard=self.shard,
             wait_for_other_runs=self.wait_for_other_runs,
+            prune_missing=self.prune_missing,
         )
         dag_run = context.get("dag_run")
         with ExitStack() as stack:
@@ -297,6 +308,11 @@ class CheckWhatsappOperator(BaseOperator):
 
     def _inputs(self, stack: ExitStack, store: ResultsStore, normalizer: PhoneNumberNormalizer) -> Iterable[InputRow]:
         if self.sql is None:
+            if self.prune_missing and not isinstance(self.phone_numbers, Mapping):
+                raise ValueError(
+                    f"{self.task_id}: prune_missing needs source keys: give phone_numbers as a dict of key -> number "
+                    f"(got a {type(self.phone_numbers).__name__}). Nothing was checked or deleted."
+                )
             return numbers_from_value(self.phone_numbers)
         assert self.source_conn_id is not None
         destination = (self.destination_conn_id, store) if self.destination_conn_id else None

@@ -132,10 +132,14 @@ class BulkChecker:
     def _stage(self, inputs: Iterable[tuple[object, str]], summary: RunSummary,
                usage: MonthlyUsage | None, source: Iterable[tuple[object, str]]) -> RunBudget:
         options = self.options
+        pruned_in_database = options.prune_missing and isinstance(source, ChangedRows)
+        seen_keys: set[str] | None = set() if options.prune_missing and not pruned_in_database else None
         counts = stage_inputs(inputs, normalizer=self.normalizer, store=self.store, context=self.context,
                               freshness=options.freshness, clock=self.clock, chunk_size=options.chunk_size,
                               shard=options.shard, commit=not options.dry_run,
-                              commit_interval=options.commit_interval)
+                              commit_interval=options.commit_interval, seen_keys=seen_keys)
+        if options.prune_missing:
+            summary.pruned = self._prune(source, seen_keys)
         left_in_source = 0
         if isinstance(source, ChangedRows):  # rows its database found stored as they are never left it
             left_in_source = source.unchanged
@@ -175,6 +179,20 @@ class BulkChecker:
         if options.dry_run:
             log.info("Dry run: would send %d numbers to checkWhatsapp; nothing was sent or stored.", budget.target)
         return budget
+
+    def _prune(self, source: Iterable[tuple[object, str]], seen_keys: set[str] | None) -> int:
+        """Delete the results of the source keys the source, read whole, no longer returns (before the table's
+        owed numbers are taken: nothing is checked for them)."""
+        pruned = None
+        if isinstance(source, ChangedRows):
+            pruned = self.store.prune_missing_in_database(source.sql, source.key_column)
+        if pruned is None:
+            if seen_keys is None:
+                raise RuntimeError("prune_missing: the source's keys were not collected")  # a wiring mistake
+            pruned = self.store.prune_missing(seen_keys)
+        log.info("prune_missing: %d result rows under source keys the source no longer has were %s.", pruned,
+                 "found (dry run: kept)" if self.options.dry_run else "deleted")
+        return pruned
 
     def _send(self, budget: RunBudget, summary: RunSummary) -> BaseException | None:
         """Take the instance's turn (:meth:`_wait_for_turn`), then dispatch; the error that stopped the run."""

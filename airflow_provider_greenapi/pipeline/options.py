@@ -15,7 +15,8 @@ class CheckOptions:
     """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run; ``auto_budget``
     plans that cap from the month's quota instead (quota_plan.py); ``shard`` keeps only this task's share of the
     input (see sharding.py); ``wait_for_other_runs`` bounds how long the run waits for another run sending on the
-same instance (one run sends per instance at a time, through the usage history table) before it stops."""
+same instance (one run sends per instance at a time, through the usage history table) before it stops;
+    ``prune_missing`` deletes the result rows of source keys that the source, read whole, no longer returns."""
 
     freshness: Freshness = field(default_factory=Freshness)
     max_checks: int | None = None
@@ -29,6 +30,7 @@ same instance (one run sends per instance at a time, through the usage history t
     results_limit: int | None = None  # when set, the summary carries up to this many result rows
     shard: Shard | None = None
     wait_for_other_runs: timedelta = timedelta(hours=1)
+    prune_missing: bool = False  # delete the results of source keys the (whole) source no longer has
 
     def __post_init__(self) -> None:
         if self.max_checks is not None and self.max_checks < 0:

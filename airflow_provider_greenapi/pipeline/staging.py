@@ -13,6 +13,7 @@ from datetime import datetime
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.warehouse import Freshness, ResultsStore, RunContext, StagedInput
+from airflow_provider_greenapi.warehouse.store import stored_key
 
 
 @dataclass
@@ -39,15 +40,19 @@ def stage_inputs(
     shard: Shard | None = None,
     commit: bool = True,
     commit_interval: float = 0.0,
+    seen_keys: set[str] | None = None,
 ) -> StagingCounts:
     """Stage ``inputs`` (value, source key) in chunks of ``chunk_size``, committing every ``commit_interval``
     seconds and at the end unless ``commit`` is False (a dry run keeps its staging uncommitted and rolls it
-    back). A crash loses at most the chunks since the last commit: the next run stages them again."""
+    back). A crash loses at most the chunks since the last commit: the next run stages them again.
+    ``seen_keys`` collects every non-empty source key, as stored (for a prune of the keys the source lost)."""
     counts = StagingCounts()
     iterator = iter(inputs)
     compare = store.has_rows()  # a table empty at the start holds no input as it is
     last_commit = time.monotonic()
     while chunk := list(itertools.islice(iterator, chunk_size)):
+        if seen_keys is not None:
+            seen_keys.update(stored_key(key) for _, key in chunk if key)
         unchanged = store.unchanged_inputs(chunk, normalizer.settings) if compare else {}
         own_unchanged = sum(1 for digits in unchanged.values() if shard is None or shard.owns(digits))
         counts.unchanged += own_unchanged

@@ -158,7 +158,7 @@ def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | 
         if changed_sql is not None and total is not None:
             rows = numbers_from_query(open_cursor, changed_sql, phone_column, key_column, chunk_size)
             stack.callback(rows.close)
-            return ChangedRows(rows, total)
+            return ChangedRows(rows, total, sql, key_column)
     rows = numbers_from_query(open_cursor, sql, phone_column, key_column, chunk_size)
     stack.callback(rows.close)  # a run that stops mid-source closes the cursor before its connection
     return rows

@@ -237,6 +237,41 @@ class ResultsStore:
             f"COALESCE({text(f'src.{phone_column}')}, '') AND r.normalized_by = '{normalized_by}')"
         )
 
+    def prune_missing(self, seen_keys: set[str]) -> int:
+        """Delete (not committed) the rows under a source key not in ``seen_keys``, the keys of a whole source;
+        rows without a key (a list's) are kept. How many were deleted."""
+        deleted, last = 0, ""
+        while page := [r[0] for r in self._page(
+                f"SELECT DISTINCT source_key FROM {self._table} WHERE source_key > {self._p} ORDER BY source_key "
+                f"LIMIT {_LOOKUP_BATCH}", (last,))]:
+            last = page[-1]
+            gone = [key for key in page if key not in seen_keys]
+            if gone:
+                deleted += self._delete(f"source_key IN ({', '.join([self._p] * len(gone))})", gone)
+        return deleted
+
+    def prune_missing_in_database(self, sql: str, key_column: str) -> int | None:
+        """:meth:`prune_missing` as one statement, against ``sql``, a query of this database (None: it cannot be
+        asked so, as in :meth:`changed_rows_sql`)."""
+        if not self.engine.diffs_in_database or not _PLAIN_NAME.fullmatch(key_column):
+            return None
+        query = sql.strip().rstrip(";").strip()
+        return self._delete(
+            f"source_key <> '' AND source_key NOT IN (SELECT {self.engine.as_text(f'src.{key_column}')} FROM "
+            f"({query}) src WHERE src.{key_column} IS NOT NULL)", [])
+
+    def _delete(self, where: str, params: list[Any]) -> int:
+        """Delete the rows matching ``where``; how many (counted first: not every driver's rowcount says)."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(f"SELECT COUNT(*) FROM {self._table} WHERE {where}", params)
+            count = int(cursor.fetchone()[0])
+            if count:
+                cursor.execute(f"DELETE FROM {self._table} WHERE {where}", params)
+            return count
+        finally:
+            cursor.close()
+
     def stage(
         self, inputs: Sequence[StagedInput], context: RunContext, freshness: Freshness, now: datetime,
         normalized_by: str | None = None,
@@ -574,6 +609,14 @@ def _distinct_numbers(records: list[Any]) -> list[str]:
 def _invalid_key(number: NormalizedNumber) -> str:
     """An invalid value's row key: its text, stripped, storable (storable.py) and cut to the column."""
     return storable_text(number.raw.strip()[: _MAX_STORED_TEXT * 2])[:_MAX_STORED_TEXT]
+
+
+def stored_key(key: str) -> str:
+    """A source key as the table stores it (escaped when it cannot be stored as it is, storable.py)."""
+    limit = _KEY_LENGTHS["source_key"]
+    if key.isascii() and "\x00" not in key and len(key) <= limit:
+        return key
+    return key if key_problem(key, limit) is None else storable_key(key, limit)
 
 
 def _with_storable_key(item: StagedInput) -> StagedInput:
