@@ -144,8 +144,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--state-poll-interval", type=float, default=0.2)
     parser.add_argument("--json", action="store_true", help="log at INFO and print the summary as JSON last")
     args = parser.parse_args(argv)
-    if args.json:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(message)s")
+    if args.json:  # the package's own handler: Airflow, imported by the warehouse layer, reconfigures the root's
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+        package_log = logging.getLogger("airflow_provider_greenapi")
+        package_log.addHandler(handler)
+        package_log.setLevel(logging.INFO)
+        package_log.propagate = False
     harness = Harness(None, _warehouse(args.dialect, args.target), max_in_flight=2,
                       requests_per_second=args.requests_per_second, retry_backoff=args.retry_backoff)
     harness.base_url = args.base_url

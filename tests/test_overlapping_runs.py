@@ -52,7 +52,10 @@ def test_most_in_one_second_counts_a_sliding_window():
     assert most_in_one_second([i / 8 for i in range(30)]) == 8
 
 
-def test_two_processes_at_once_check_each_number_once_at_the_instances_pace(warehouse):
+def test_two_processes_at_once_check_each_number_once_at_the_instances_pace(any_warehouse):
+    warehouse = any_warehouse
+    if warehouse.engine == "duckdb":
+        pytest.skip("a DuckDB file is open in one process at a time: two workers cannot share its results table")
     numbers = [f"7918{i:07d}" for i in range(48)]
     with GreenApiEmulator([EmulatedInstance(ID_INSTANCE, TOKEN, plan="business",
                                             faults=FaultPlan(latency_ms=50))]) as emu:
@@ -73,9 +76,11 @@ def test_two_processes_at_once_check_each_number_once_at_the_instances_pace(ware
     assert sum(checked) == len(numbers), summaries
     assert [s["pending"] for s in summaries] == [0, 0], summaries
     assert sum(s["quota_spent"] for s in summaries) == len(numbers), summaries
-    rows = warehouse.fetch_all("SELECT phone_number, status, queued_at FROM whatsapp_checks")
+    # queued asked in SQL: fakesnow's server reads a NULL timestamp back as 1970-01-01
+    rows = warehouse.fetch_all("SELECT phone_number, status, CASE WHEN queued_at IS NULL THEN 0 ELSE 1 END "
+                               "FROM whatsapp_checks")
     assert sorted(row[0] for row in rows) == sorted(numbers)
-    assert {(row[1] in ("exists", "not_exists"), row[2]) for row in rows} == {(True, None)}, "an answer not stored"
+    assert {(row[1] in ("exists", "not_exists"), row[2]) for row in rows} == {(True, 0)}, "an answer not stored"
     # The runs overlapped: one waited for the other (and said so, once), then found nothing or little left.
     assert sorted(log.count(WAITING_LOG) for log in logs) == [0, 1], logs
     waited = summaries[[WAITING_LOG in log for log in logs].index(True)]
@@ -136,8 +141,9 @@ def test_a_killed_run_does_not_hold_the_next_one_back(emulator, warehouse):
     assert summary.checked == 1 and emulator.counters(ID_INSTANCE).count(CHECK) == 1
 
 
-def test_a_run_with_nothing_to_check_does_not_wait(emulator, warehouse):
-    """All answers fresh: the run sends nothing, so it finishes at once beside a run that is sending."""
+def test_a_dry_run_does_not_wait_and_a_real_one_waits_even_with_nothing_new(emulator, warehouse):
+    """A dry run writes nothing, so it goes on beside a run that is sending; a real run waits for its turn even
+    when nothing of its input changed: it reads the results table (what is owed) only as the other run left it."""
     harness = Harness(emulator, warehouse)
     harness.run(["79001234567"], history=True)
     connection = warehouse.connect_from_threads()
@@ -145,9 +151,12 @@ def test_a_run_with_nothing_to_check_does_not_wait(emulator, warehouse):
                           "manual__1", lambda: datetime.now(timezone.utc), interval=0.2)
     other.start()
     try:
-        summary = harness.run(["79001234567"], history=True, wait_for_other_runs=timedelta(0))
+        dry = harness.run(["79001234567"], history=True, dry_run=True, wait_for_other_runs=timedelta(0))
+        with pytest.raises(BulkCheckStopped) as stopped:
+            harness.run(["79001234567"], history=True, wait_for_other_runs=timedelta(0))
     finally:
         other.stop("done")
         connection.close()
-    assert (summary.checked, summary.pending, summary.stopped_reason) == (0, 0, None)
+    assert (dry.checked, dry.pending, dry.unchanged, dry.stopped_reason) == (0, 0, 1, None)
+    assert isinstance(stopped.value.__cause__, OtherRunStillSending)
     assert emulator.counters(ID_INSTANCE).count(CHECK) == 1

@@ -91,20 +91,22 @@ class BulkChecker:
             # Read before staging: a dry run keeps its staging uncommitted, and a large uncommitted SQLite
             # write locks out even readers on another connection, the ledger's among them.
             usage = self.ledger.usage()
-        # A source that cannot work (a query naming a missing column) fails here, before the results table is
-        # created. After the ledger's table: a SQLite source read on the results' connection holds the file
-        # against the ledger's own connection until its rows are staged.
-        source = inputs
-        inputs = start_reading(inputs)
-        self.store.ensure_table()
-        failure = None
+        # One run at a time per instance, from staging to the last answer (:meth:`_wait_for_turn`): a run staging
+        # while another stores answers would write back what it read before them. A dry run writes nothing.
+        recorder = None if self.options.dry_run else self._recorder(summary)
+        state = "stopped"
         try:
-            budget = self._stage(inputs, summary, usage, source)
-            if not self.options.dry_run:
-                failure = self._send(budget, summary)
+            if recorder is not None and (blocked := self._wait_for_turn(recorder)) is not None:
+                summary.stopped_reason = str(blocked)
+                failure: BaseException | None = blocked
+            else:
+                if recorder is not None and self.ledger is not None:
+                    usage = self.ledger.usage()  # after a wait: the other run spent calls
+                failure = self._stage_and_send(inputs, summary, usage, recorder)
+                state = "done" if failure is None else "stopped"
         finally:
-            if self.options.dry_run:
-                self.store.rollback()
+            if recorder is not None:
+                recorder.stop(state)
         self._finish(summary, started, usage if self.options.dry_run or self.ledger is None else self.ledger.usage())
         if failure is not None:
             raise BulkCheckStopped(
@@ -116,6 +118,24 @@ class BulkChecker:
         return summary
 
     # --- the steps ---------------------------------------------------------------------------------------
+
+    def _stage_and_send(self, inputs: Iterable[tuple[object, str]], summary: RunSummary, usage: MonthlyUsage | None,
+                        recorder: UsageRecorder | None) -> BaseException | None:
+        """Stage, plan the budget, and send (not in a dry run, which rolls its staging back); what stopped it."""
+        # A source that cannot work (a query naming a missing column) fails here, before the results table is
+        # created. After the ledger's table: a SQLite source read on the results' connection holds the file
+        # against the ledger's own connection until its rows are staged.
+        source = inputs
+        inputs = start_reading(inputs)
+        self.store.ensure_table()
+        try:
+            budget = self._stage(inputs, summary, usage, source)
+            if recorder is not None and summary.budget:
+                recorder.note_budget(summary.budget.get("budget"), summary.budget.get("explanation"))
+            return None if self.options.dry_run else self._dispatch(budget, summary)
+        finally:
+            if self.options.dry_run:
+                self.store.rollback()
 
     def _require_usable_instance(self, summary: RunSummary, started: float) -> None:
         """The health gate: an instance that cannot answer spends nothing."""
@@ -194,26 +214,10 @@ class BulkChecker:
                  "found (dry run: kept)" if self.options.dry_run else "deleted")
         return pruned
 
-    def _send(self, budget: RunBudget, summary: RunSummary) -> BaseException | None:
-        """Take the instance's turn (:meth:`_wait_for_turn`), then dispatch; the error that stopped the run."""
-        recorder = self._recorder(summary)
-        state = "stopped"
-        try:
-            if (recorder is not None and budget.target > 0  # a run with nothing to send waits for nobody
-                    and (blocked := self._wait_for_turn(recorder, summary)) is not None):
-                summary.stopped_reason = str(blocked)
-                return blocked
-            failure = self._dispatch(budget, summary)
-            state = "done" if failure is None else "stopped"
-            return failure
-        finally:
-            if recorder is not None:
-                recorder.stop(state)
-
-    def _wait_for_turn(self, recorder: UsageRecorder, summary: RunSummary) -> OtherRunStillSending | None:
-        """Wait while another live run sends on the instance (or waits ahead of this one), so that no number is
-        checked twice and the instance's pace holds across runs; the error once ``wait_for_other_runs`` runs out.
-        After a wait the counts are read again: the other run's answers took numbers off this run's queue."""
+    def _wait_for_turn(self, recorder: UsageRecorder) -> OtherRunStillSending | None:
+        """Wait while another live run stages or sends on the instance (or waits ahead of this one), so that no
+        number is checked twice, no answer is written over and the instance's pace holds across runs; the error
+        once ``wait_for_other_runs`` runs out. The run then reads the results table as the other run left it."""
         limit = self.options.wait_for_other_runs
         instance = self.client.id_instance
         began = time.monotonic()
@@ -237,11 +241,8 @@ class BulkChecker:
             time.sleep(min(self.options.state_poll_interval, left))
         if seen:
             time.sleep(_HANDOVER_PAUSE)
-            _, queued = self.store.count_staged(self.context.token)
-            answered = max(summary.pending - queued, 0)  # by the other run: fresh now
-            summary.fresh, summary.pending = summary.distinct_numbers - queued, queued
-            log.info("Instance %s is free after %.0f s of waiting; %d numbers were answered by the other run "
-                     "meanwhile, %d are left to check.", instance, time.monotonic() - began, answered, queued)
+            log.info("Instance %s is free after %.0f s of waiting: this run goes on with what the other run left.",
+                     instance, time.monotonic() - began)
         return None
 
     def _dispatch(self, budget: RunBudget, summary: RunSummary) -> BaseException | None:

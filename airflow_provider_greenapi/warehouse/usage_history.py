@@ -276,6 +276,11 @@ class UsageRecorder:
         self._write(state)
         self._thread.start()
 
+    def note_budget(self, budget: int | None, rule: str | None) -> None:
+        """What ``auto`` planned, once the run knows it (after staging): on the run's rows from now on."""
+        self._budget = (budget, rule)
+        self._write(None)
+
     def take_turn(self) -> list[RunDay]:
         """One try at sending on the instance: the live runs that go first (:func:`runs_ahead`), or an empty list
         once this run's row reads ``running`` and it may send.
