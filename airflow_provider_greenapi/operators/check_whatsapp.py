@@ -67,7 +67,7 @@ class CheckWhatsappOperator(BaseOperator):
     ``max_checks="auto"`` plans the run's budget from the month's quota and the DAG's schedule, keeping
     ``quota_reserve`` back (docs/quota.md). One run sends per GREEN-API instance at a time: a run that finds another
     sending on its instance waits up to ``wait_for_other_runs`` (a timedelta or seconds; default one hour) for it
-    to finish, then checks what is left (docs/reliability.md). ``prune_missing=True`` deletes the results of source
+    to finish, then stages and checks what is left (docs/reliability.md). ``prune_missing=True`` deletes the results of source
     keys that the source, read whole, no longer returns. See docs/operator.md for every parameter.
     """
 
