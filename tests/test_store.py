@@ -262,3 +262,14 @@ def test_staged_rows_for_the_xcom(store):
     assert result["79000000001"]["checked_at"].startswith("2026-11-28T12:00")
     assert result["x"]["status"] == "invalid"
     assert len(store.staged_rows("run-1", 1)) == 1
+
+
+def test_a_list_number_written_two_ways_stays_one_row_and_is_not_rewritten_each_run(store):
+    written_two_ways = [StagedInput(valid("79000000001", "+7 900 000-00-01")), StagedInput(valid("79000000001"))]
+    store.stage(written_two_ways, RunContext("run-1", "1101"), Freshness(), NOW, "abc")
+    store.commit()
+    answer(store, [CheckOutcome("79000000001", CheckStatus.EXISTS, NOW)], "run-1")
+    again = store.stage(written_two_ways, RunContext("run-2", "1101"), Freshness(), NOW, "abc")
+    store.commit()
+    assert (again.unchanged, again.duplicates) == (1, 1)
+    assert store.count_staged_rows("run-2") == 0  # nothing rewritten under the second run

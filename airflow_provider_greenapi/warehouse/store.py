@@ -289,13 +289,19 @@ class ResultsStore:
         rows: dict[tuple[str, str], tuple[Any, ...]] = {}
         db_now = self.engine.to_db_time(now)
         seen = {row["phone_number"] for row in existing.values() if row["staged_by"] == context.token}
+        kept: set[tuple[str, str]] = set()
         for item in inputs:
             normalized = item.number
             key = (normalized.digits or _invalid_key(normalized), item.source_key)
             old = existing.get(key)
             raw = storable_text(normalized.raw[: _MAX_STORED_TEXT * 2])[:_MAX_STORED_TEXT]
-            if key not in rows and _stored_as_is(old, raw, normalized_by, freshest.get(normalized.digits or "")):
+            if key not in rows and key not in kept and _stored_as_is(old, raw, normalized_by,
+                                                                     freshest.get(normalized.digits or "")):
                 counts.unchanged += 1  # (a list's input, without a source key to look it up by before reading)
+                kept.add(key)
+                continue
+            if key in kept:  # a list's number written two ways: one row, kept as it is
+                counts.duplicates += 1
                 continue
             repeated_key = key in rows or (old is not None and old["staged_by"] == context.token)
             # a valid number this run has seen (under any key), or invalid text repeated under the same key
