@@ -65,10 +65,11 @@ class CheckWhatsappOperator(BaseOperator):
     ``shard_index``/``shard_count`` make it check only its share of the input, so that mapped tasks on
     several connections split one input (``.expand_kwargs(greenapi_shards([...]))``, see docs/scaling.md).
     ``max_checks="auto"`` plans the run's budget from the month's quota and the DAG's schedule, keeping
-    ``quota_reserve`` back (docs/quota.md). One run sends per GREEN-API instance at a time: a run that finds another
-    sending on its instance waits up to ``wait_for_other_runs`` (a timedelta or seconds; default one hour) for it
-    to finish, then stages and checks what is left (docs/reliability.md). ``prune_missing=True`` deletes the results of source
-    keys that the source, read whole, no longer returns. See docs/operator.md for every parameter.
+    ``quota_reserve`` back (docs/quota.md). One run works per GREEN-API instance at a time: a run that finds
+    another on its instance waits up to ``wait_for_other_runs`` (a timedelta or seconds; default one hour) for it
+    to finish, then stages and checks what is left (docs/reliability.md). ``prune_missing=True`` deletes the
+    results of source keys that the source, read whole, no longer returns. See docs/operator.md for every
+    parameter.
     """
 
     template_fields: Sequence[str] = ("phone_numbers", "sql", "destination_table", "max_checks")
