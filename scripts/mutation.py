@@ -60,6 +60,8 @@ USAGE_CLI = "tests/test_usage_cli.py"
 QUOTA_VIEW = "tests/test_quota_view.py"
 WH_ERRORS = "tests/test_warehouse_errors.py"
 POISON = "tests/test_poison_inputs.py"
+INCREMENTAL = "tests/test_incremental_runs.py"
+OVERLAP = "tests/test_overlapping_runs.py"
 EXACT = "tests/test_exact_keys.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
@@ -209,6 +211,28 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("store: a number the run has seen is a duplicate", f"{PKG}/warehouse/store.py",
              "            if normalized.digits is not None:\n                seen.add(normalized.digits)",
              "            if False:\n                seen.add(normalized.digits)", (STORE,)),
+    Mutation("store: the queue is paged in number order (a number under many keys taken once)",
+             f"{PKG}/warehouse/store.py", "numbers.pop()  # its other rows may be on the next page", "pass",
+             (f"{STORE}::test_queue_is_distinct_and_in_number_order_whatever_the_page_size",)),
+    Mutation("store: an input stored as it is needs the same reading settings", f"{PKG}/warehouse/store.py",
+             "f\"WHERE normalized_by = {self._p} AND source_key IN", "f\"WHERE {self._p} IS NOT NULL AND source_key IN",
+             (f"{STORE}::test_an_input_stored_as_it_is_is_unchanged_until_its_text_or_the_reading_changes",)),
+    Mutation("store: a carried-over run takes pending numbers whatever its input", f"{PKG}/warehouse/store.py",
+             'parts = ["queued_at IS NOT NULL", "checked_at IS NULL", f"status NOT IN ({p}, {p})"]',
+             'parts = ["1 = 0", "checked_at IS NULL AND 1 = 0", f"status NOT IN ({p}, {p}) AND 1 = 0"]',
+             (f"{INCREMENTAL}::test_pending_numbers_of_a_capped_run_are_checked_by_the_next_run_whatever_its_input",)),
+    Mutation("store: a stale answer is carried over", f"{PKG}/warehouse/store.py",
+             'parts.append(f"(status = {p} AND checked_at < {p})")', 'parts.append(f"(status = {p} AND 1 = {p})")',
+             (f"{INCREMENTAL}::test_an_incremental_source_still_refreshes_stale_answers",)),
+    Mutation("store: a source's database leaves out only the rows stored as they are", f"{PKG}/warehouse/store.py",
+             "AND r.input_value = \"\n            f\"COALESCE(", "AND r.input_value <> \"\n            f\"COALESCE(",
+             (f"{INCREMENTAL}::test_a_sql_source_rerun_reads_only_what_changed",)),
+    Mutation("store: prune_missing keeps the keys the source still has", f"{PKG}/warehouse/store.py",
+             "gone = [key for key in page if key not in seen_keys]", "gone = list(page)",
+             (f"{INCREMENTAL}::test_prune_missing_deletes_the_results_of_keys_the_source_lost",)),
+    Mutation("pipeline: a run takes the instance's turn before it stages", f"{PIPELINE}/bulk_check.py",
+             "if recorder is not None and (blocked := self._wait_for_turn(recorder)) is not None:",
+             "if False:", (f"{OVERLAP}::test_two_processes_at_once_check_each_number_once_at_the_instances_pace",)),
     Mutation("store: a NUL byte is stored as invalid (stored text is escaped)", f"{PKG}/warehouse/storable.py",
              "return text if _UNSTORABLE.search(text) is None else _UNSTORABLE.sub(_escape, text)", "return text",
              (f"{POISON}::test_poison_values_from_a_list_are_stored_invalid_and_the_run_goes_on[duckdb]",)),
