@@ -212,7 +212,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              "            if normalized.digits is not None:\n                seen.add(normalized.digits)",
              "            if False:\n                seen.add(normalized.digits)", (STORE,)),
     Mutation("store: the queue is paged in number order (a number under many keys taken once)",
-             f"{PKG}/warehouse/store.py", "numbers.pop()  # its other rows may be on the next page", "pass",
+             f"{PKG}/warehouse/store.py", "numbers.pop()  # its other rows", "numbers.copy()  # its other rows",
              (f"{STORE}::test_queue_is_distinct_and_in_number_order_whatever_the_page_size",)),
     Mutation("store: an input stored as it is needs the same reading settings", f"{PKG}/warehouse/store.py",
              "f\"WHERE normalized_by = {self._p} AND source_key IN", "f\"WHERE {self._p} IS NOT NULL AND source_key IN",
