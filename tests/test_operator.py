@@ -135,7 +135,7 @@ def test_rerun_is_idempotent_and_spends_nothing(greenapi_conn, warehouse, emulat
               "destination_conn_id": "warehouse", "destination_table": "wa_results"}
     CheckWhatsappOperator(**kwargs).execute(context)
     second = CheckWhatsappOperator(**kwargs).execute(context)
-    assert (second["fresh"], second["quota_spent"]) == (len(NUMBERS), 0)
+    assert (second["unchanged"], second["quota_spent"]) == (len(NUMBERS), 0)  # stored as they are: not rewritten
     assert fetch(warehouse, "SELECT COUNT(*) FROM wa_results") == [(len(NUMBERS),)]
     assert fetch(warehouse, "SELECT calls FROM greenapi_usage") == [(len(NUMBERS),)]
     assert emulator.counters(ID_INSTANCE).count("checkWhatsapp") == len(NUMBERS)
