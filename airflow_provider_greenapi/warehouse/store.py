@@ -467,9 +467,7 @@ class ResultsStore:
             if not records:
                 return
             numbers = _distinct_numbers(records)
-            if len(records) == int(page_size) and len(numbers) > 1:
-                numbers.pop()  # its other rows may be on the next page: read it with them
-            last = numbers[-1]
+            last = numbers[-1]  # its rows on the next page, if any, are passed over with it
             yield numbers
 
     def _queued_by_priority(self, token: str, page_size: int) -> Iterator[list[str]]:
