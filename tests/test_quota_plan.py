@@ -161,9 +161,10 @@ def test_auto_without_a_monthly_quota_says_what_to_set():
 def test_a_short_budget_checks_unchecked_numbers_then_the_stalest_answers(emulator, warehouse):
     harness = Harness(emulator, warehouse, monthly_quota=1000)
     old, older, fresh_ish = ["79001000001", "79001000002"], ["79001000003", "79001000004"], ["79001000005"]
-    harness.run(older, clock=lambda: utc(2026, 10, 1))
-    harness.run(old, clock=lambda: utc(2026, 10, 20))
-    harness.run(fresh_ish, clock=lambda: utc(2026, 11, 10))
+    year = _freshness(timedelta(days=365))  # the runs before keep each other's answers (none is carried over)
+    harness.run(older, clock=lambda: utc(2026, 10, 1), freshness=year)
+    harness.run(old, clock=lambda: utc(2026, 10, 20), freshness=year)
+    harness.run(fresh_ish, clock=lambda: utc(2026, 11, 10), freshness=year)
     never = ["79001000009", "79001000008"]
     before = emulator.counters(ID_INSTANCE).checked_numbers
     # max_age 7 days: every stored answer is stale on 1 December; a budget of 4 takes the 2 never checked,
