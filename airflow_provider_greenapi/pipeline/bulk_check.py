@@ -129,7 +129,11 @@ class BulkChecker:
         inputs = start_reading(inputs)
         self.store.ensure_table()
         try:
-            budget = self._stage(inputs, summary, usage, source)
+            beating = contextlib.nullcontext(None)
+            if recorder is not None and self.store.engine.shares_source_connection():
+                beating = recorder.beating_from(self.store.connection)  # type: ignore[assignment]
+            with beating as beat:
+                budget = self._stage(inputs, summary, usage, source, beat)
             if recorder is not None and summary.budget:
                 recorder.note_budget(summary.budget.get("budget"), summary.budget.get("explanation"))
             return None if self.options.dry_run else self._dispatch(budget, summary)
@@ -149,15 +153,16 @@ class BulkChecker:
                 retry_can_fix=state.passes_by_itself,
             )
 
-    def _stage(self, inputs: Iterable[tuple[object, str]], summary: RunSummary,
-               usage: MonthlyUsage | None, source: Iterable[tuple[object, str]]) -> RunBudget:
+    def _stage(self, inputs: Iterable[tuple[object, str]], summary: RunSummary, usage: MonthlyUsage | None,
+               source: Iterable[tuple[object, str]], beat: Callable[[], None] | None = None) -> RunBudget:
         options = self.options
         pruned_in_database = options.prune_missing and isinstance(source, ChangedRows)
         seen_keys: set[str] | None = set() if options.prune_missing and not pruned_in_database else None
         counts = stage_inputs(inputs, normalizer=self.normalizer, store=self.store, context=self.context,
                               freshness=options.freshness, clock=self.clock, chunk_size=options.chunk_size,
                               shard=options.shard, commit=not options.dry_run,
-                              commit_interval=options.commit_interval, seen_keys=seen_keys)
+                              commit_interval=options.commit_interval, seen_keys=seen_keys,
+                              between_chunks=beat)
         if options.prune_missing:
             summary.pruned = self._prune(source, seen_keys)
         left_in_source = 0

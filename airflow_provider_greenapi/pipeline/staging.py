@@ -41,6 +41,7 @@ def stage_inputs(
     commit: bool = True,
     commit_interval: float = 0.0,
     seen_keys: set[str] | None = None,
+    between_chunks: Callable[[], None] | None = None,
 ) -> StagingCounts:
     """Stage ``inputs`` (value, source key) in chunks of ``chunk_size``, committing every ``commit_interval``
     seconds and at the end unless ``commit`` is False (a dry run keeps its staging uncommitted and rolls it
@@ -69,6 +70,8 @@ def stage_inputs(
         counts.unchanged += stored.unchanged
         counts.duplicates += stored.duplicates
         counts.invalid += stored.invalid
+        if between_chunks is not None:
+            between_chunks()  # the run's heartbeat, where it must go through the results' connection
         if commit and time.monotonic() - last_commit >= commit_interval:
             store.commit()
             last_commit = time.monotonic()

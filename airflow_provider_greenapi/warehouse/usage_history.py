@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -259,6 +260,7 @@ class UsageRecorder:
         self._writing = threading.Lock()  # one state write at a time: the heartbeat never writes an old state
         self._booked: dict[str, int] = {}  # day -> calls booked on it
         self._stopped = threading.Event()
+        self._paused = False  # the heartbeat is the caller's meanwhile (beating_from)
         self._thread = threading.Thread(target=self._loop, name="greenapi-usage-history", daemon=True)
 
     @staticmethod
@@ -342,7 +344,34 @@ class UsageRecorder:
 
     def _loop(self) -> None:
         while not self._stopped.wait(self.interval):
-            self._write(None)
+            if not self._paused:
+                self._write(None)
+
+    @contextlib.contextmanager
+    def beating_from(self, connection: Any) -> Iterator[Callable[[], None]]:
+        """While the run stages through ``connection``: the heartbeat is written on that connection, by the
+        caller (the beat yielded, called between chunks; it writes when one is due), not from the thread. A SQLite
+        file read by a source cursor of the results' connection cannot be written by another connection (each
+        waits for the other's lock: "database is locked"); one connection never waits for itself. The beat
+        commits what the connection wrote so far (staging is committed in steps anyway)."""
+        own = self.history
+        with self._writing:
+            self._paused = True
+            self.history = own.sharing(connection, threading.Lock())
+        last = time.monotonic()
+
+        def beat() -> None:
+            nonlocal last
+            if time.monotonic() - last >= self.interval:
+                self._write(None)
+                last = time.monotonic()
+
+        try:
+            yield beat
+        finally:
+            with self._writing:
+                self.history = own
+                self._paused = False
 
     def _write(self, state: str | None) -> None:
         """The state (None: the current one) and the heartbeat on each day's row the run has (today's at least)."""
