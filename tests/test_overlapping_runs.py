@@ -160,3 +160,31 @@ def test_a_dry_run_does_not_wait_and_a_real_one_waits_even_with_nothing_new(emul
     assert (dry.checked, dry.pending, dry.unchanged, dry.stopped_reason) == (0, 0, 1, None)
     assert isinstance(stopped.value.__cause__, OtherRunStillSending)
     assert emulator.counters(ID_INSTANCE).count(CHECK) == 1
+
+
+def test_a_long_staging_from_a_sqlite_source_in_the_same_file_keeps_its_heartbeat(emulator, tmp_path, monkeypatch,
+                                                                                   mocker):
+    """The run's row is kept live while it stages (its turn holds), and on SQLite that heartbeat must go through
+    the results' own connection: a source cursor open on it and the history written on another connection
+    locked each other out ("database is locked" at a million contacts)."""
+    import sqlite3
+    from types import SimpleNamespace
+
+    from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
+    from tests.conftest import greenapi_connection
+
+    path = tmp_path / "warehouse.db"
+    with sqlite3.connect(path) as seed:
+        seed.execute("CREATE TABLE contacts (contact_id INTEGER PRIMARY KEY, phone TEXT)")
+        seed.executemany("INSERT INTO contacts VALUES (?, ?)", ((i, f"+7 901 {i:07d}") for i in range(300_000)))
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emulator))
+    summary = CheckWhatsappOperator(
+        task_id="check", sql="SELECT contact_id, phone FROM contacts", source_conn_id="warehouse",
+        phone_column="phone", key_column="contact_id", destination_conn_id="warehouse", max_checks=0,
+    ).execute({"ti": mocker.MagicMock(), "dag_run": SimpleNamespace(run_id="manual__big")})
+    assert (summary["inputs"], summary["pending"]) == (300_000, 300_000)
+    with sqlite3.connect(path) as check:
+        (beats,) = check.execute("SELECT COUNT(*) FROM greenapi_usage_runs").fetchone()
+        (updated, started) = check.execute("SELECT updated_at, started_at FROM greenapi_usage_runs").fetchone()
+    assert beats == 1 and updated > started  # one row, written again after the start
