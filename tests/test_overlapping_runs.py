@@ -162,29 +162,40 @@ def test_a_dry_run_does_not_wait_and_a_real_one_waits_even_with_nothing_new(emul
     assert emulator.counters(ID_INSTANCE).count(CHECK) == 1
 
 
-def test_a_long_staging_from_a_sqlite_source_in_the_same_file_keeps_its_heartbeat(emulator, tmp_path, monkeypatch,
-                                                                                   mocker):
+def test_a_long_staging_from_a_sqlite_source_in_the_same_file_keeps_its_heartbeat(emulator, tmp_path, monkeypatch):
     """The run's row is kept live while it stages (its turn holds), and on SQLite that heartbeat must go through
     the results' own connection: a source cursor open on it and the history written on another connection
-    locked each other out ("database is locked" at a million contacts)."""
+    locked each other out ("database is locked" at a million contacts). Wired as the operator wires it, with a
+    heartbeat every 0.05 s, so that many beats fall while the source is read."""
     import sqlite3
-    from types import SimpleNamespace
+    from contextlib import ExitStack
 
-    from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
-    from tests.conftest import greenapi_connection
+    from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
+    from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
+    from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
+    from airflow_provider_greenapi.warehouse import DEFAULT_USAGE_TABLE, open_warehouse, source_inputs
 
     path = tmp_path / "warehouse.db"
     with sqlite3.connect(path) as seed:
         seed.execute("CREATE TABLE contacts (contact_id INTEGER PRIMARY KEY, phone TEXT)")
-        seed.executemany("INSERT INTO contacts VALUES (?, ?)", ((i, f"+7 901 {i:07d}") for i in range(300_000)))
+        seed.executemany("INSERT INTO contacts VALUES (?, ?)", ((i, f"+7 901 {i:07d}") for i in range(50_000)))
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)}))
-    monkeypatch.setenv("AIRFLOW_CONN_GREENAPI_DEFAULT", greenapi_connection(emulator))
-    summary = CheckWhatsappOperator(
-        task_id="check", sql="SELECT contact_id, phone FROM contacts", source_conn_id="warehouse",
-        phone_column="phone", key_column="contact_id", destination_conn_id="warehouse", max_checks=0,
-    ).execute({"ti": mocker.MagicMock(), "dag_run": SimpleNamespace(run_id="manual__big")})
-    assert (summary["inputs"], summary["pending"]) == (300_000, 300_000)
+    with ExitStack() as stack:
+        warehouse = open_warehouse("warehouse")
+        store = warehouse.results_store(stack, "whatsapp_checks")
+        ledger = warehouse.usage_ledger(stack, ID_INSTANCE, None, DEFAULT_USAGE_TABLE)
+        history_connection = warehouse.connect()
+        stack.callback(history_connection.close)
+        client = GreenApiClient(emulator.base_url, ID_INSTANCE, TOKEN, ClientSettings(retry_backoff=0.01),
+                                ledger=ledger)
+        stack.callback(client.close)
+        inputs = source_inputs(stack, "warehouse", "SELECT contact_id, phone FROM contacts", "phone", "contact_id",
+                               100, ("warehouse", store))
+        checker = BulkChecker(client, store, PhoneNumberNormalizer(),
+                              history=UsageHistory(history_connection, warehouse.dialect),
+                              options=CheckOptions(max_checks=0, chunk_size=100, commit_interval=0.05))
+        summary = checker.run(inputs)
+    assert (summary.inputs, summary.pending) == (50_000, 50_000)
     with sqlite3.connect(path) as check:
-        (beats,) = check.execute("SELECT COUNT(*) FROM greenapi_usage_runs").fetchone()
-        (updated, started) = check.execute("SELECT updated_at, started_at FROM greenapi_usage_runs").fetchone()
-    assert beats == 1 and updated > started  # one row, written again after the start
+        rows = check.execute("SELECT state, updated_at > started_at FROM greenapi_usage_runs").fetchall()
+    assert rows == [("done", 1)]
