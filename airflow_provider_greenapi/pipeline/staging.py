@@ -48,7 +48,6 @@ def stage_inputs(
     back). A crash loses at most the chunks since the last commit: the next run stages them again.
     ``seen_keys`` collects every non-empty source key, as stored (for a prune of the keys the source lost)."""
     counts = StagingCounts()
-    chunk_size = max(chunk_size, store.engine.staging_rows)  # a cloud engine: one statement per step of a chunk
     iterator = iter(inputs)
     compare = store.has_rows()  # a table empty at the start holds no input as it is
     last_commit = time.monotonic()

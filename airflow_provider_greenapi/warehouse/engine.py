@@ -95,10 +95,6 @@ class Engine:
     # costs tens of milliseconds or more and DML locks the table, reserves them in blocks, and its engine
     # overrides the writes (upsert, update_matching) to move a whole chunk in one statement.
     ledger_block: ClassVar[int] = 1
-    # Values per IN (...) list of a look-up, and the fewest inputs a staging chunk takes: a cloud warehouse pays
-    # per statement (tens of milliseconds and more), so it looks up and writes more rows at once.
-    lookup_batch: ClassVar[int] = 500
-    staging_rows: ClassVar[int] = 0
     # The longest name (of a table, a schema or an index) the engine keeps as written, None: no limit. Table
     # names are at most 63 characters on every engine (check_table_name: PostgreSQL's limit, the smallest);
     # a name the provider derives, as an index's, is fitted to this (index_name).

@@ -26,8 +26,6 @@ class SnowflakeEngine(Engine):
     timestamp_type = "TIMESTAMP_NTZ"
     has_indexes = False  # Snowflake has no secondary indexes (micro-partitions are pruned instead)
     ledger_block = 50
-    lookup_batch = _ROWS_PER_STATEMENT
-    staging_rows = _ROWS_PER_STATEMENT  # a chunk's look-ups and its MERGE: one statement each
     max_identifier_length = 255
     write_path = "one MERGE per 5,000 rows, the rows as a VALUES list matched on the key"
 

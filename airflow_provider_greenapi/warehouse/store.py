@@ -31,7 +31,8 @@ from airflow_provider_greenapi.warehouse.storable import key_problem, storable_k
 
 _MAX_STORED_TEXT = 200
 _KEY_LENGTHS = {"phone_number": 200, "source_key": 255, "staged_by": 64}  # where an engine needs a length
-_KEY_BATCH = 1000  # source keys per look-up of unchanged inputs (a chunk's worth), at least
+_LOOKUP_BATCH = 500  # values per IN (...) list
+_KEY_BATCH = 1000  # source keys per look-up of unchanged inputs (a chunk's worth)
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _FINGERPRINT = re.compile(r"[0-9a-f]{1,64}")
 
@@ -191,9 +192,8 @@ class ResultsStore:
         invalid = CheckStatus.INVALID.value
         cursor = self.connection.cursor()
         try:
-            size = max(_KEY_BATCH, self.engine.lookup_batch)
-            for start in range(0, len(keys), size):
-                batch = keys[start : start + size]
+            for start in range(0, len(keys), _KEY_BATCH):
+                batch = keys[start : start + _KEY_BATCH]
                 cursor.execute(
                     f"SELECT source_key, input_value, phone_number, status FROM {self._table} "
                     f"WHERE normalized_by = {self._p} AND source_key IN ({', '.join([self._p] * len(batch))})",
@@ -243,7 +243,7 @@ class ResultsStore:
         deleted, last = 0, ""
         while page := [r[0] for r in self._page(
                 f"SELECT DISTINCT source_key FROM {self._table} WHERE source_key > {self._p} ORDER BY source_key "
-                f"LIMIT {self.engine.lookup_batch}", (last,))]:
+                f"LIMIT {_LOOKUP_BATCH}", (last,))]:
             last = page[-1]
             gone = [key for key in page if key not in seen_keys]
             if gone:
@@ -340,14 +340,12 @@ class ResultsStore:
 
     def _rows_for(self, phone_numbers: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
         """Every stored row of these numbers, by key."""
-        batches = _batches(phone_numbers, self.engine.lookup_batch)
-        return self._select_rows("phone_number IN ({marks})", [[batch] for batch in batches])
+        return self._select_rows("phone_number IN ({marks})", [[batch] for batch in _batches(phone_numbers)])
 
     def _rows_at(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """The stored rows at these keys (number, source key): as many as the keys, however many rows share
         a value (an invalid text such as "n/a" under thousands of source keys)."""
-        batches = [[[k[0] for k in batch], [k[1] for k in batch]]
-                   for batch in _batches(sorted(keys), self.engine.lookup_batch)]
+        batches = [[[k[0] for k in batch], [k[1] for k in batch]] for batch in _batches(sorted(keys))]
         found = self._select_rows("phone_number IN ({marks}) AND source_key IN ({marks})", batches)
         return {k: row for k, row in found.items() if k in keys}
 
@@ -411,7 +409,7 @@ class ResultsStore:
             page = [r[0] for r in self._page(
                 f"SELECT DISTINCT phone_number FROM {self._table} WHERE phone_number > {p} AND status <> {p} "
                 f"AND (staged_by IS NULL OR staged_by <> {p}) AND ({owed}) ORDER BY phone_number "
-                f"LIMIT {self.engine.lookup_batch}",
+                f"LIMIT {_LOOKUP_BATCH}",
                 (last, CheckStatus.INVALID.value, token, *params))]
             if not page:
                 return
@@ -585,8 +583,8 @@ def _stored_as_is(old: dict[str, Any] | None, raw: str, normalized_by: str | Non
     return fresh is not None and old["status"] == fresh["status"] and old["checked_at"] == fresh["checked_at"]
 
 
-def _batches(values: Sequence[Any], size: int) -> list[list[Any]]:
-    return [list(values[start : start + size]) for start in range(0, len(values), size)]
+def _batches(values: Sequence[Any]) -> list[list[Any]]:
+    return [list(values[start : start + _LOOKUP_BATCH]) for start in range(0, len(values), _LOOKUP_BATCH)]
 
 
 def _comparable_text(value: object) -> str | None:
