@@ -67,6 +67,26 @@ def test_a_changed_phone_under_the_same_key_is_read_again_and_checked(harness):
     assert numbers_under("c13") == ["79008888888", "n/a"]  # invalid text is read again when it changes
 
 
+def test_changes_spread_over_many_look_up_windows_are_each_read_again(harness, monkeypatch):
+    """Staging compares a window of the engine's ``lookup_keys`` inputs per statement (10,000 on PostgreSQL,
+    100,000 on DuckDB): made 7 here, so that 40 inputs span six windows and three chunks each, on every engine's
+    own look-up SQL."""
+    monkeypatch.setattr(type(harness.warehouse.dialect.engine), "lookup_keys", 7)
+    contacts = {f"k{i:02d}": f"+7 901 {i:03d}-00-00" for i in range(40)} | {"k40": "n/a", "k41": None}
+    first = run(harness, contacts, chunk_size=3)
+    assert first.distinct_numbers == first.quota_spent == 40
+    before = {(row[0], row[1]): row for row in table(harness)}
+    changed = {**contacts, "k00": "+7 902 000-00-00", "k20": "+7 902 020-00-00", "k39": "+7 902 039-00-00",
+               "k40": "+7 902 040-00-00"}
+    again = run(harness, changed, chunk_size=3)
+    assert (again.inputs, again.unchanged, again.distinct_numbers, again.quota_spent) == (42, 38, 4, 4)
+    after = {(row[0], row[1]): row for row in table(harness)}
+    assert {k: row for k, row in after.items() if k in before} == before  # nothing else rewritten
+    assert sorted(k[1] for k in after.keys() - before.keys()) == ["k00", "k20", "k39", "k40"]
+    assert set(checks(harness).values()) == {1}
+    assert_invariants(harness, again)
+
+
 def test_pending_numbers_of_a_capped_run_are_checked_by_the_next_run_whatever_its_input(harness):
     capped = run(harness, CONTACTS, max_checks=5)
     assert capped.pending == 7

@@ -104,6 +104,12 @@ class Engine:
     # Whether a source query in the results' database is cut to its new or changed rows by one statement there
     # (an anti-join on the results' source key), rather than streamed whole and compared by key in batches.
     diffs_in_database: ClassVar[bool] = True
+    # How many values one look-up of stored rows names (by source key: ResultsStore.unchanged_inputs; by number:
+    # staging's freshness look-up): staging reads a window of this many inputs at a time to compare them with
+    # the stored ones. An engine whose look-up costs a
+    # scan of the table whatever it names (DuckDB) takes big windows; one that binds a list as one array
+    # parameter (PostgreSQL) takes bigger ones than one that binds each key (an IN list of 1,000 marks).
+    lookup_keys: ClassVar[int] = 1000
 
     # --- names and values -------------------------------------------------------------------------------
 
@@ -128,6 +134,10 @@ class Engine:
     def as_text(self, expression: str) -> str:
         """SQL for ``expression`` as text that compares exactly with the results' text columns."""
         return f"CAST({expression} AS TEXT)"
+
+    def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """SQL true for a row whose ``column`` is one of ``values``, and its parameters (an IN list of marks)."""
+        return f"{column} IN ({', '.join([self.placeholder] * len(values))})", list(values)
 
     def key_text_type(self, length: int) -> str:
         """A text column that is part of a key or an index (MySQL needs a length there)."""

@@ -31,8 +31,7 @@ from airflow_provider_greenapi.warehouse.storable import key_problem, storable_k
 
 _MAX_STORED_TEXT = 200
 _KEY_LENGTHS = {"phone_number": 200, "source_key": 255, "staged_by": 64}  # where an engine needs a length
-_LOOKUP_BATCH = 500  # values per IN (...) list
-_KEY_BATCH = 1000  # source keys per look-up of unchanged inputs (a chunk's worth)
+_PAGE = 500  # rows per page of a keyset scan
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _FINGERPRINT = re.compile(r"[0-9a-f]{1,64}")
 
@@ -190,15 +189,14 @@ class ResultsStore:
             return found
         keys = list(wanted)
         invalid = CheckStatus.INVALID.value
+        batch_size = self.engine.lookup_keys
         cursor = self.connection.cursor()
         try:
-            for start in range(0, len(keys), _KEY_BATCH):
-                batch = keys[start : start + _KEY_BATCH]
+            for start in range(0, len(keys), batch_size):
+                matching, params = self.engine.one_of("source_key", keys[start : start + batch_size])
                 cursor.execute(
                     f"SELECT source_key, input_value, phone_number, status FROM {self._table} "
-                    f"WHERE normalized_by = {self._p} AND source_key IN ({', '.join([self._p] * len(batch))})",
-                    [normalized_by, *batch],
-                )
+                    f"WHERE normalized_by = {self._p} AND {matching}", [normalized_by, *params])
                 for key, text, phone, status in cursor.fetchall():
                     for position, wanted_text in wanted.get(key, ()):
                         if wanted_text == text:
@@ -243,7 +241,7 @@ class ResultsStore:
         deleted, last = 0, ""
         while page := [r[0] for r in self._page(
                 f"SELECT DISTINCT source_key FROM {self._table} WHERE source_key > {self._p} ORDER BY source_key "
-                f"LIMIT {_LOOKUP_BATCH}", (last,))]:
+                f"LIMIT {_PAGE}", (last,))]:
             last = page[-1]
             gone = [key for key in page if key not in seen_keys]
             if gone:
@@ -340,30 +338,36 @@ class ResultsStore:
 
     def _rows_for(self, phone_numbers: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
         """Every stored row of these numbers, by key."""
-        return self._select_rows("phone_number IN ({marks})", [[batch] for batch in _batches(phone_numbers)])
+        return self._select_rows([self.engine.one_of("phone_number", batch) for batch in self._batches(phone_numbers)])
 
     def _rows_at(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """The stored rows at these keys (number, source key): as many as the keys, however many rows share
         a value (an invalid text such as "n/a" under thousands of source keys)."""
-        batches = [[[k[0] for k in batch], [k[1] for k in batch]] for batch in _batches(sorted(keys))]
-        found = self._select_rows("phone_number IN ({marks}) AND source_key IN ({marks})", batches)
-        return {k: row for k, row in found.items() if k in keys}
+        conditions = []
+        for batch in self._batches(sorted(keys)):
+            numbers, number_params = self.engine.one_of("phone_number", [k[0] for k in batch])
+            sources, source_params = self.engine.one_of("source_key", [k[1] for k in batch])
+            conditions.append((f"{numbers} AND {sources}", [*number_params, *source_params]))
+        return {k: row for k, row in self._select_rows(conditions).items() if k in keys}
 
-    def _select_rows(self, where: str, batches: list[list[list[Any]]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """The rows matching ``where`` for each batch: a batch is one list of values per ``{marks}``."""
+    def _select_rows(self, conditions: list[tuple[str, list[Any]]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The rows matching each ``(where, params)`` of ``conditions``, by key."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
         cursor = self.connection.cursor()
         try:
-            for lists in batches:
-                marks = ", ".join([self._p] * len(lists[0]))
-                cursor.execute(f"SELECT {_ROW_FIELDS} FROM {self._table} WHERE {where.format(marks=marks)}",
-                               [value for values in lists for value in values])
+            for where, params in conditions:
+                cursor.execute(f"SELECT {_ROW_FIELDS} FROM {self._table} WHERE {where}", params)
                 for record in cursor.fetchall():
                     row = dict(zip(_ROW_NAMES, record, strict=True))
                     found[(row["phone_number"], row["source_key"])] = row
         finally:
             cursor.close()
         return found
+
+    def _batches(self, values: Sequence[Any]) -> list[list[Any]]:
+        """``values`` in batches of the engine's look-up size (``Engine.lookup_keys``)."""
+        size = self.engine.lookup_keys
+        return [list(values[start : start + size]) for start in range(0, len(values), size)]
 
     def _upsert(self, rows: Iterable[tuple[Any, ...]]) -> None:
         cursor = self.connection.cursor()
@@ -409,7 +413,7 @@ class ResultsStore:
             page = [r[0] for r in self._page(
                 f"SELECT DISTINCT phone_number FROM {self._table} WHERE phone_number > {p} AND status <> {p} "
                 f"AND (staged_by IS NULL OR staged_by <> {p}) AND ({owed}) ORDER BY phone_number "
-                f"LIMIT {_LOOKUP_BATCH}",
+                f"LIMIT {_PAGE}",
                 (last, CheckStatus.INVALID.value, token, *params))]
             if not page:
                 return
@@ -581,10 +585,6 @@ def _stored_as_is(old: dict[str, Any] | None, raw: str, normalized_by: str | Non
     if old["status"] == CheckStatus.INVALID.value:
         return True
     return fresh is not None and old["status"] == fresh["status"] and old["checked_at"] == fresh["checked_at"]
-
-
-def _batches(values: Sequence[Any]) -> list[list[Any]]:
-    return [list(values[start : start + _LOOKUP_BATCH]) for start in range(0, len(values), _LOOKUP_BATCH)]
 
 
 def _comparable_text(value: object) -> str | None:
