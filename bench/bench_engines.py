@@ -32,7 +32,7 @@ import common
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the engines' test servers live in tests/
+    sys.path.append(str(ROOT))  # the engines' test servers live in tests/; a PYTHONPATH given comes first (A/B)
 
 from tests import mariadb_server, postgres_server, snowflake_server  # noqa: E402
 from tests.engine_support import ENGINES, installed, refusal  # noqa: E402
