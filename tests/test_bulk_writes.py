@@ -22,7 +22,7 @@ T0 = datetime(2026, 11, 28, 12, 0, 0, 123456, tzinfo=timezone.utc)
 
 
 def size_of(engine: str) -> int:
-    return 1_000 if engine == "snowflake" else 20_000  # fakesnow runs a MERGE at a few hundred rows a second
+    return 5_000 if engine == "snowflake" else 20_000  # fakesnow: each write is a Parquet file and a MERGE
 
 
 def row(i: int, version: int) -> tuple[Any, ...]:
@@ -37,13 +37,16 @@ def row(i: int, version: int) -> tuple[Any, ...]:
     )
 
 
-def create(warehouse) -> tuple[Any, Any]:
+def create(warehouse, prepared: bool = True) -> tuple[Any, Any]:
+    """The table, made as the results store makes its own: ``prepared`` for bulk upserts (Snowflake's load table
+    and stage; nothing on the other engines)."""
     engine = warehouse.dialect.engine
     connection = warehouse.provider_connect()
-    engine.create_table(connection, TABLE, (
-        f"key_a {engine.key_text_type(20)} NOT NULL, key_b {engine.key_text_type(20)} NOT NULL, "
-        f"body {engine.text_type}, flag {engine.boolean_type}, seen_at {engine.timestamp_type}, "
-        f"note {engine.text_type}, PRIMARY KEY (key_a, key_b)"))
+    types = {"key_a": engine.key_text_type(20), "key_b": engine.key_text_type(20), "body": engine.text_type,
+             "flag": engine.boolean_type, "seen_at": engine.timestamp_type, "note": engine.text_type}
+    columns = ", ".join(f"{c} {t}{' NOT NULL' if c in KEY else ''}" for c, t in types.items())
+    engine.create_table(connection, TABLE, f"{columns}, PRIMARY KEY (key_a, key_b)",
+                        then=(lambda cursor: engine.prepare_upserts(cursor, TABLE, types)) if prepared else None)
     return engine, connection
 
 
@@ -89,7 +92,8 @@ class _Recording:
 
 # Statements a 20,000-row write may send, per engine, at most (the old paths: executemany of a row per statement,
 # or a statement per 1,000 rows on DuckDB); SQLite's own path is one executemany of one prepared statement in C.
-MOST_WRITES = {"postgres": 4, "duckdb": 1, "mysql": 8, "snowflake": 1, "sqlite": 1}
+# Snowflake: a COPY INTO its load table, then one MERGE.
+MOST_WRITES = {"postgres": 4, "duckdb": 1, "mysql": 8, "snowflake": 2, "sqlite": 1}
 
 
 def test_a_bulk_write_of_inserts_and_updates_mixed_leaves_what_row_by_row_writes_would(any_warehouse):
@@ -121,6 +125,21 @@ def test_a_bulk_write_of_inserts_and_updates_mixed_leaves_what_row_by_row_writes
         upsert(engine, connection, [row(0, 5)] * 60)
         expected[(row(0, 5)[0], row(0, 5)[1])] = row(0, 5)
         assert stored(engine, connection) == expected
+    finally:
+        connection.close()
+
+
+@pytest.mark.snowflake
+def test_snowflake_table_not_prepared_for_bulk_loads_is_merged_from_values_lists(tmp_path, request, monkeypatch):
+    from tests.conftest import make_warehouse
+
+    warehouse = make_warehouse("snowflake", tmp_path, request, monkeypatch)
+    engine, connection = create(warehouse, prepared=False)
+    try:
+        rows = [row(i, 1) for i in range(300)]
+        calls = upsert(engine, connection, rows)
+        assert calls == [("execute", "MERGE")]  # no stage, no load table: the rows in the statement
+        assert stored(engine, connection) == {(r[0], r[1]): r for r in rows}
     finally:
         connection.close()
 

@@ -146,7 +146,8 @@ class _CountingConnection:
 
 @pytest.mark.snowflake
 def test_snowflake_writes_a_chunk_in_one_statement_per_table(tmp_path, request, monkeypatch):
-    """No statement per number on a cloud warehouse: a chunk of 300 staged and answered is two MERGEs."""
+    """No statement per number on a cloud warehouse: a chunk of 300 staged is one bulk load (its load table
+    emptied, one COPY INTO it) and one MERGE; their answers are one MERGE."""
     from datetime import datetime, timezone
 
     from airflow_provider_greenapi.numbers import NormalizedNumber
@@ -165,7 +166,7 @@ def test_snowflake_writes_a_chunk_in_one_statement_per_table(tmp_path, request, 
                 for i, d in enumerate(digits)]
     store.write_outcomes(outcomes, RunContext("run"), now)
     store.commit()
-    writes = [s for s in counting.statements if s in ("INSERT", "UPDATE", "DELETE", "MERGE")]
-    assert writes == ["MERGE", "MERGE"]
+    writes = [s for s in counting.statements if s in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY")]
+    assert writes == ["DELETE", "COPY", "MERGE", "MERGE"]
     assert store.count_staged("run") == (300, 0)
     counting.connection.close()

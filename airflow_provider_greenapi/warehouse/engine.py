@@ -14,7 +14,7 @@ import enum
 import importlib
 import re
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -245,6 +245,10 @@ class Engine:
         return names
 
     # --- writes -----------------------------------------------------------------------------------------
+
+    def prepare_upserts(self, cursor: Any, table: str, column_types: Mapping[str, str]) -> None:
+        """Make what :meth:`upsert` of ``table`` loads through on this session (Snowflake: a temporary stage and
+        table). Called where the table is made, before any row is written: DDL may end a transaction."""
 
     def upsert(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], rows: list[Row]) -> None:
         """Insert ``rows`` (in ``columns`` order), replacing every non-key column of a row whose key exists."""

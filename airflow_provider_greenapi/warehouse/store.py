@@ -126,18 +126,20 @@ class ResultsStore:
 
     def ensure_table(self) -> None:
         """Create the table and its queue index if missing; refuse a table of another shape."""
-        engine = self.engine
+        types = self._column_types()
         columns = []
-        for name, kind, not_null in _COLUMNS:
-            if kind == "TEXT" and name in _KEY_LENGTHS:
-                sql_type = engine.key_text_type(_KEY_LENGTHS[name])
-            else:
-                types = {None: engine.timestamp_type, "bool": engine.boolean_type, "TEXT": engine.text_type}
-                sql_type = types.get(kind, kind or "")
+        for name, _, not_null in _COLUMNS:
             default = " DEFAULT ''" if name == "source_key" else ""
-            columns.append(f"{name} {sql_type}{' NOT NULL' if not_null else ''}{default}")
+            columns.append(f"{name} {types[name]}{' NOT NULL' if not_null else ''}{default}")
         columns.append(f"PRIMARY KEY ({', '.join(_KEY)})")
-        engine.create_table(self.connection, self.table_name, ", ".join(columns), then=self._bring_up_to_date)
+        self.engine.create_table(self.connection, self.table_name, ", ".join(columns), then=self._bring_up_to_date)
+
+    def _column_types(self) -> dict[str, str]:
+        """Each column's SQL type on this engine."""
+        engine = self.engine
+        types = {None: engine.timestamp_type, "bool": engine.boolean_type, "TEXT": engine.text_type}
+        return {name: engine.key_text_type(_KEY_LENGTHS[name]) if kind == "TEXT" and name in _KEY_LENGTHS
+                else types.get(kind, kind or "") for name, kind, _ in _COLUMNS}
 
     def _bring_up_to_date(self, cursor: Any) -> None:
         """Refuse a table of another shape, add the columns it lacks, and create the queue index if missing."""
@@ -154,6 +156,7 @@ class ResultsStore:
             index = engine.index_name(self.table_name, suffix)
             if engine.has_indexes and engine.index_missing(cursor, self.table_name, index):
                 cursor.execute(engine.create_index_sql(self.table_name, index, indexed))
+        engine.prepare_upserts(cursor, self.table_name, self._column_types())
 
     def _add_columns(self, cursor: Any, present: set[str]) -> None:
         """Bring a table made by an older version up to date (only columns that may be NULL are added)."""
