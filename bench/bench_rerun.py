@@ -17,8 +17,8 @@ The goals of issue 25 are printed as PASS/FAIL: a rerun with nothing new within 
 0 rows rewritten when nothing changed and no more than the new ones otherwise, first-run staging >= 50k rows/s
 (5k on fakesnow), repeated junk costing no more than clean data, peak RSS within +50 MiB of the 10k-row run.
 
-    .venv/bin/python bench/bench_rerun.py                         # 100,000 contacts (2,000 on fakesnow)
-    .venv/bin/python bench/bench_rerun.py --rows 1000000          # the full size
+    .venv/bin/python bench/bench_rerun.py                         # 100,000 contacts (20,000 on fakesnow)
+    .venv/bin/python bench/bench_rerun.py --rows 1000000 --snowflake-rows 100000   # the full size
     .venv/bin/python bench/bench_rerun.py --engine sqlite --rows 5000
     # one case, against another tree's package (a before/after pair; the tree on PYTHONPATH is measured):
     PYTHONPATH=../before .venv/bin/python bench/bench_rerun.py --engine postgres --rows 200000 --case other-clean
@@ -270,7 +270,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="What a rerun costs per engine, beside reading the source once.")
     parser.add_argument("--engine", choices=ENGINES, action="append", help="default: every engine")
     parser.add_argument("--rows", type=int, default=100_000, help="contacts (the full size: 1000000)")
-    parser.add_argument("--snowflake-rows", type=int, default=2_000, help="contacts on fakesnow")
+    parser.add_argument("--snowflake-rows", type=int, default=20_000,
+                        help="contacts on fakesnow (the full size: 100000)")
     parser.add_argument("--one", choices=ENGINES, help=argparse.SUPPRESS)  # one engine, in this process
     parser.add_argument("--case", choices=CASES, action="append", help="default: every case")
     parser.add_argument("--json", action="store_true", help="print one JSON line (for run_all.py)")

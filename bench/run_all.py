@@ -320,8 +320,8 @@ def main() -> int:
     parser.add_argument("--engine-rows", type=int, default=100_000, help="rows staged per engine (bench_engines.py)")
     parser.add_argument("--rerun-rows", type=int, default=100_000,
                         help="contacts per engine of bench_rerun.py (the full size: 1000000)")
-    parser.add_argument("--rerun-snowflake-rows", type=int, default=2_000,
-                        help="contacts of bench_rerun.py on fakesnow")
+    parser.add_argument("--rerun-snowflake-rows", type=int, default=20_000,
+                        help="contacts of bench_rerun.py on fakesnow (the full size: 100000)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the benches, not figures")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
     parser.add_argument("--json-out", type=Path, help="also write every case's raw result as JSON to this file")
