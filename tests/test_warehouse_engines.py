@@ -170,3 +170,32 @@ def test_snowflake_writes_a_chunk_in_one_statement_per_table(tmp_path, request, 
     assert writes == ["DELETE", "COPY", "MERGE", "MERGE"]
     assert store.count_staged("run") == (300, 0)
     counting.connection.close()
+
+
+@pytest.mark.snowflake
+def test_snowflake_bulk_loads_a_table_in_another_schema_through_that_schema(tmp_path, request, monkeypatch):
+    """A results table named ``schema.table`` is loaded through a load table named for both, in the session's
+    schema (as the stage): tables of one name in two schemas never share one."""
+    from datetime import datetime, timezone
+
+    from airflow_provider_greenapi.numbers import NormalizedNumber
+    from airflow_provider_greenapi.warehouse import Freshness, ResultsStore, RunContext, StagedInput
+
+    warehouse = make_warehouse("snowflake", tmp_path, request, monkeypatch)
+    warehouse.execute("CREATE SCHEMA IF NOT EXISTS crm")
+    store = ResultsStore(warehouse.provider_connect(), Dialect.SNOWFLAKE, "crm.whatsapp_checks")
+    store.ensure_table()
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    digits = [f"7916{i:07d}" for i in range(1_500)]
+    store.stage([StagedInput(NormalizedNumber(d, d, None), f"k{i}") for i, d in enumerate(digits)],
+                RunContext("run"), Freshness(), now)
+    store.commit()
+    assert store.count_staged("run") == (1_500, 1_500)
+    cursor = store.connection.cursor()
+    cursor.execute("SELECT COUNT(*) FROM crm_whatsapp_checks_upserts")
+    assert cursor.fetchall() == [(1_500,)]  # the last load (emptied before the next one)
+    cursor.execute("LIST @greenapi_upserts")
+    assert cursor.fetchall() == []  # every file purged once loaded
+    cursor.execute("SELECT COUNT(*) FROM crm.whatsapp_checks")
+    assert cursor.fetchall() == [(1_500,)]
+    store.connection.close()

@@ -97,10 +97,10 @@ class SnowflakeEngine(Engine):
             cursor.execute(merge.format(source=source), [value for row in batch for value in row])
 
     def _load_table(self, table: str) -> str:
-        """``<table>_upserts`` in ``table``'s schema (cut short with a hash where it would pass 255 characters)."""
+        """``<schema>_<table>_upserts`` in the session's schema, as the stage (fakesnow makes no temporary table
+        in another schema); cut short with a hash where it would pass 255 characters."""
         self.table_name(table)  # a plain name, or ValueError
-        schema = table.rpartition(".")[0]
-        return f"{schema + '.' if schema else ''}{self.index_name(table, 'upserts')}"
+        return self.index_name(table.replace(".", "_"), "upserts")
 
     @staticmethod
     def _bulk_load(cursor: Any, load_table: str, columns: Sequence[str], types: Mapping[str, str],
