@@ -36,12 +36,11 @@ class SnowflakeEngine(Engine):
     max_identifier_length = 255
     write_path = ("a Parquet file PUT on a temporary stage, COPY INTO a temporary table, one MERGE on the key "
                   "(elsewhere a MERGE of a VALUES list per 5,000 rows)")
+    lookup_keys = 10_000  # bound as one JSON array (one_of)
 
     def __init__(self) -> None:
         # per open connection (session): table -> its columns' types, for the tables prepared for bulk loads
         self._bulk_tables: weakref.WeakKeyDictionary[Any, dict[str, Mapping[str, str]]] = weakref.WeakKeyDictionary()
-
-    lookup_keys = 10_000
 
     def quote(self, identifier: str) -> str:
         return identifier

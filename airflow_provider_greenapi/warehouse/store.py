@@ -142,7 +142,8 @@ class ResultsStore:
                 else types.get(kind, kind or "") for name, kind, _ in _COLUMNS}
 
     def _bring_up_to_date(self, cursor: Any) -> None:
-        """Refuse a table of another shape, add the columns it lacks, and create the queue index if missing."""
+        """Refuse a table of another shape, add the columns it lacks, create the queue index if missing, and
+        make what the engine loads this session's upserts through (Engine.prepare_upserts)."""
         engine = self.engine
         present = engine.present_columns(cursor, self.table_name)
         missing = [c for c in COLUMN_NAMES if c not in present and c not in _ADDED_COLUMNS]
