@@ -131,8 +131,9 @@ class Engine:
         digest = f"{zlib.crc32(base.encode()):08x}"
         return f"{base[:limit - len(suffix) - len(digest) - 2]}_{digest}_{suffix}"
 
-    def as_text(self, expression: str) -> str:
-        """SQL for ``expression`` as text that compares exactly with the results' text columns."""
+    def as_text(self, expression: str, connection: Any) -> str:
+        """SQL for ``expression`` as text that compares exactly with the results' text columns, in the database
+        of ``connection`` (the results')."""
         return f"CAST({expression} AS TEXT)"
 
     def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:

