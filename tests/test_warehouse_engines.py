@@ -173,7 +173,7 @@ def test_snowflake_writes_a_chunk_in_one_statement_per_table(tmp_path, request, 
 
 
 @pytest.mark.snowflake
-def test_snowflake_bulk_loads_a_table_in_another_schema_through_that_schema(tmp_path, request, monkeypatch):
+def test_snowflake_loads_a_schema_qualified_table_through_a_load_table_named_for_both(tmp_path, request, monkeypatch):
     """A results table named ``schema.table`` is loaded through a load table named for both, in the session's
     schema (as the stage): tables of one name in two schemas never share one."""
     from datetime import datetime, timezone
