@@ -31,8 +31,21 @@ def numbers_from_query(
     open_cursor: Callable[[], Any], sql: str, phone_column: str | None = None, key_column: str | None = None,
     chunk_size: int = 1000,
 ) -> Generator[InputRow, None, None]:
-    """Inputs from the rows of ``sql``, fetched ``chunk_size`` rows at a time. The query runs when the
-    first input is asked for, and its cursor is closed when the rows are exhausted (an open read would hold
+    """Inputs from the rows of ``sql``, fetched ``chunk_size`` rows at a time (:func:`batches_from_query`)."""
+    batches = batches_from_query(open_cursor, sql, phone_column, key_column, chunk_size)
+    try:
+        for batch in batches:
+            yield from batch
+    finally:
+        batches.close()
+
+
+def batches_from_query(
+    open_cursor: Callable[[], Any], sql: str, phone_column: str | None = None, key_column: str | None = None,
+    chunk_size: int = 1000,
+) -> Generator[list[InputRow], None, None]:
+    """Inputs from the rows of ``sql``, a list per fetch of ``chunk_size`` rows. The query runs when the
+    first batch is asked for, and its cursor is closed when the rows are exhausted (an open read would hold
     a SQLite file's lock). The phone number is ``phone_column`` (default: the first column); the source key
     is ``key_column`` when given. Other columns are ignored; NULL numbers arrive as None (reported invalid)."""
     cursor = open_cursor()
@@ -46,21 +59,25 @@ def numbers_from_query(
                 f"The source query failed: {_problem(error)}. Correct the query "
                 f"({_parameters(phone_column, key_column)}); nothing was checked or stored."
             ) from error
-        yield from _rows(cursor, phone_column, key_column, chunk_size)
+        yield from _batches(cursor, phone_column, key_column, chunk_size)
     finally:
         cursor.close()
 
 
 class ChangedRows:
-    """The rows of a source query that its database found new or changed (the results table's
-    ``changed_rows_sql``); :attr:`unchanged` counts the others, which never leave the database: known once
-    the rows are read."""
+    """The rows of a source query found new or changed in a database (the results table's
+    ``changed_rows_sql``): the source's own, or the results' one holding a copy of the source.
+    :attr:`unchanged` counts the others, which never reach staging: known once the rows are read. ``sql`` is
+    the source query when it runs in the results' database (a prune there too), else None; ``total`` may be
+    set while the rows are read (a copy counts them as it makes itself)."""
 
-    def __init__(self, rows: Iterator[InputRow], total: int, sql: str, key_column: str) -> None:
+    def __init__(self, rows: Iterator[InputRow], total: int | None, sql: str | None, key_column: str,
+                 compared_in: str = "The source's database") -> None:
         self._rows = rows
-        self._total = total
+        self.total = total
         self._read = 0
-        self.sql, self.key_column = sql, key_column  # the source query, for a prune in its database
+        self.sql, self.key_column = sql, key_column
+        self.compared_in = compared_in  # where the rows were compared, for the run's log
 
     def __iter__(self) -> Iterator[InputRow]:
         for row in self._rows:
@@ -69,7 +86,7 @@ class ChangedRows:
 
     @property
     def unchanged(self) -> int:
-        return max(self._total - self._read, 0)
+        return max((self.total or 0) - self._read, 0)
 
     def close(self) -> None:
         close = getattr(self._rows, "close", None)
@@ -106,7 +123,8 @@ def _parameters(phone_column: str | None, key_column: str | None) -> str:
     return f"phone_column={phone_column!r} (None: the first column), key_column={key_column!r}"
 
 
-def _rows(cursor: Any, phone_column: str | None, key_column: str | None, chunk_size: int) -> Iterator[InputRow]:
+def _batches(cursor: Any, phone_column: str | None, key_column: str | None,
+             chunk_size: int) -> Iterator[list[InputRow]]:
     names = [str(d[0]).lower() for d in cursor.description or ()]
 
     def position(column: str, role: str) -> int:
@@ -122,8 +140,10 @@ def _rows(cursor: Any, phone_column: str | None, key_column: str | None, chunk_s
     phone_at = position(phone_column, "phone number") if phone_column else 0
     key_at = position(key_column, "source key") if key_column else None
     while rows := cursor.fetchmany(chunk_size):
-        for row in rows:
-            yield row[phone_at], "" if key_at is None else key_text(row[key_at])
+        if key_at is None:
+            yield [(row[phone_at], "") for row in rows]
+        else:
+            yield [(row[phone_at], key if type(key := row[key_at]) is str else key_text(key)) for row in rows]
 
 
 def key_text(value: object) -> str:

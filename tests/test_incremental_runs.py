@@ -180,8 +180,10 @@ def test_a_sql_source_rerun_reads_only_what_changed(greenapi_conn, any_warehouse
     again = CheckWhatsappOperator(**kwargs).execute(context)
     assert (again["inputs"], again["unchanged"], again["quota_spent"]) == (len(SOURCE_ROWS),) * 2 + (0,)
     assert sorted(any_warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1])) == before
-    in_database = source == "same database" and any_warehouse.dialect.engine.diffs_in_database
+    engine = any_warehouse.dialect.engine  # cut in the source's database, or in the results' from a copy
+    in_database = engine.diffs_in_database if source == "same database" else engine.copies_sources
     assert (f"found {len(SOURCE_ROWS)} of its rows stored as they are" in caplog.text) == in_database
+    assert ("holding a copy of the source" in caplog.text) == (in_database and source == "another database")
     p = source_db.placeholder
     source_db.execute(f"UPDATE contacts SET phone = {p} WHERE contact_id = 4", ("+7 900 555-55-55",))
     source_db.execute(f"INSERT INTO contacts (contact_id, phone) VALUES (100, {p})", ("+7 900 666-66-66",))
@@ -189,6 +191,46 @@ def test_a_sql_source_rerun_reads_only_what_changed(greenapi_conn, any_warehouse
     assert (changed["inputs"], changed["unchanged"]) == (len(SOURCE_ROWS) + 1, len(SOURCE_ROWS) - 1)
     assert changed["quota_spent"] == 2 and changed["distinct_numbers"] == 2
     assert set(checks_of(emulator).values()) == {1}
+
+
+# A source in another database (SQLite, untyped: each value as the program wrote it): rows a copy of the source
+# holds (text, an integer, no phone) and rows it cannot (a negative integer, a float, bytes, no key, a key longer
+# than the results' column), which are staged at once on every rerun.
+ODD_SOURCE_ROWS = [("a", "+7 900 123-45-67"), ("b", 79001234568), ("ключ", "79001234574"), ("nophone", None),
+                   ("dup", "+7 900 123-45-67"), ("neg", -79001234569), ("float", 79001234570.0),
+                   ("blob", b"79001234571"), (None, "79001234572"), ("k" * 300, "79001234573")]
+COPIED = 5  # the first five
+
+
+def test_a_rerun_from_another_database_compares_a_copy_and_stages_what_the_copy_cannot_hold(
+        greenapi_conn, any_warehouse, emulator, context, tmp_path, monkeypatch, caplog):
+    source = make_warehouse("sqlite", tmp_path, None, monkeypatch, conn_id="contacts_db")
+    source.execute("CREATE TABLE contacts (contact_key TEXT, phone)")
+    for row in ODD_SOURCE_ROWS:
+        source.execute("INSERT INTO contacts VALUES (?, ?)", row)
+    kwargs = {"task_id": "check", "sql": "SELECT contact_key, phone FROM contacts", "source_conn_id": "contacts_db",
+              "phone_column": "phone", "key_column": "contact_key", "destination_conn_id": "warehouse"}
+    first = CheckWhatsappOperator(**kwargs).execute(context)
+    assert (first["inputs"], first["distinct_numbers"], first["quota_spent"], first["invalid"]) == (10, 4, 4, 5)
+    before = sorted(any_warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1]))
+    caplog.clear()
+    again = CheckWhatsappOperator(**kwargs).execute(context)
+    assert (again["inputs"], again["unchanged"], again["quota_spent"]) == (10, 10, 0)
+    assert sorted(any_warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1])) == before
+    copies = any_warehouse.dialect.engine.copies_sources
+    assert (f"holding a copy of the source, found {COPIED} of its rows stored as they are" in caplog.text) == copies
+    source.execute("UPDATE contacts SET phone = '+7 900 555-55-55' WHERE contact_key = 'a'")
+    source.execute("INSERT INTO contacts VALUES ('new', 79006666666)")
+    dry = CheckWhatsappOperator(**kwargs, dry_run=True).execute(context)
+    assert (dry["inputs"], dry["unchanged"], dry["quota_spent"]) == (11, 9, 0)
+    assert sorted(any_warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1])) == before
+    changed = CheckWhatsappOperator(**kwargs).execute(context)
+    assert (changed["inputs"], changed["unchanged"], changed["quota_spent"]) == (11, 9, 2)
+    assert set(checks_of(emulator).values()) == {1}  # each number checked once over all four runs
+    assert {"79005555555", "79006666666"} <= set(checks_of(emulator))
+    keyed = dict(any_warehouse.fetch_all("SELECT source_key, phone_number FROM whatsapp_checks "
+                                         "WHERE source_key IN ('a', 'new', 'dup')"))
+    assert keyed == {"a": "79005555555", "new": "79006666666", "dup": "79001234567"}
 
 
 def checks_of(emulator) -> dict[str, int]:
@@ -233,3 +275,31 @@ def test_prune_missing_needs_a_whole_keyed_source():
     with pytest.raises(ValueError, match="no shard_index"):
         CheckWhatsappOperator(task_id="t", phone_numbers={"a": "1"}, destination_conn_id="w", prune_missing=True,
                               shard_index=0, shard_count=2)
+
+
+@pytest.mark.postgres
+def test_a_results_user_who_may_not_make_temporary_tables_gets_the_rows_compared_by_key(
+        greenapi_conn, postgres, emulator, context, tmp_path, monkeypatch, caplog):
+    import uuid
+
+    import psycopg
+
+    name, role = postgres.create_database(), f"r_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(host=postgres.host, port=postgres.port, user=postgres.user, dbname=name,
+                         autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC")
+        admin.execute(f"GRANT CREATE, USAGE ON SCHEMA public TO {role}")
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", f"postgres://{role}@{postgres.host}:{postgres.port}/{name}")
+    source = make_warehouse("sqlite", tmp_path, None, monkeypatch, conn_id="contacts_db")
+    contacts_table(source, SOURCE_ROWS)
+    kwargs = {"task_id": "check", "sql": "SELECT contact_id, phone FROM contacts", "source_conn_id": "contacts_db",
+              "phone_column": "phone", "key_column": "contact_id", "destination_conn_id": "warehouse"}
+    first = CheckWhatsappOperator(**kwargs).execute(context)
+    assert first["quota_spent"] == 13
+    caplog.clear()
+    source.execute("UPDATE contacts SET phone = '+7 900 555-55-55' WHERE contact_id = 4")
+    again = CheckWhatsappOperator(**kwargs).execute(context)
+    assert (again["inputs"], again["unchanged"], again["quota_spent"]) == (len(SOURCE_ROWS), len(SOURCE_ROWS) - 1, 1)
+    assert "could not be copied into a temporary table" in caplog.text and "permission denied" in caplog.text
+    assert "holding a copy of the source" not in caplog.text

@@ -273,3 +273,20 @@ def test_a_list_number_written_two_ways_stays_one_row_and_is_not_rewritten_each_
     store.commit()
     assert (again.unchanged, again.duplicates) == (1, 1)
     assert store.count_staged_rows("run-2") == 0  # nothing rewritten under the second run
+
+
+def test_a_source_copy_holds_text_and_integers_under_a_storable_key_and_leaves_the_rest_to_staging():
+    from airflow_provider_greenapi.numbers.values import read_value
+    from airflow_provider_greenapi.warehouse.store import copied_input, copied_inputs
+
+    assert copied_input("+7 900 123-45-67", "c1") == ("c1", "+7 900 123-45-67")
+    assert copied_input(79001234567, "c1") == ("c1", "79001234567")
+    assert read_value("79001234567") == read_value(79001234567)  # its text reads back as the integer did
+    assert copied_input(None, "c1") == ("c1", None)  # no number: NULL, compared as ''
+    assert copied_input("79001234567", "ключ") == ("ключ", "79001234567")  # stored as it is
+    assert read_value("-79001234567").digits != read_value(-79001234567).digits  # so a negative one is not copied
+    for value, key in [(-79001234567, "c1"), (7.9e10, "c1"), (b"79001234567", "c1"), (True, "c1"),
+                       ("79001234567", ""), ("79001234567", "k" * 256), ("79001234567", "k\x00"),
+                       ("7" * 201, "c1"), ("7\x00", "c1")]:
+        assert copied_input(value, key) is None, (value, key)
+        assert copied_inputs([("79001234567", "c1"), (value, key)]) == [("c1", "79001234567"), None]

@@ -319,7 +319,8 @@ class CheckWhatsappOperator(BaseOperator):
         destination = (self.destination_conn_id, store) if self.destination_conn_id else None
         return source_inputs(stack, self.source_conn_id, self.sql, self.phone_column, self.key_column,
                              self.chunk_size, destination,
-                             changed_only=normalizer.settings if self.shard is None else None)
+                             changed_only=normalizer.settings if self.shard is None else None,
+                             prune_missing=self.prune_missing)
 
 
 def _tables(destination: str, usage: str, history: str) -> dict[str, str | None]:

@@ -156,7 +156,7 @@ class BulkChecker:
     def _stage(self, inputs: Iterable[tuple[object, str]], summary: RunSummary, usage: MonthlyUsage | None,
                source: Iterable[tuple[object, str]], beat: Callable[[], None] | None = None) -> RunBudget:
         options = self.options
-        pruned_in_database = options.prune_missing and isinstance(source, ChangedRows)
+        pruned_in_database = options.prune_missing and isinstance(source, ChangedRows) and source.sql is not None
         seen_keys: set[str] | None = set() if options.prune_missing and not pruned_in_database else None
         counts = stage_inputs(inputs, normalizer=self.normalizer, store=self.store, context=self.context,
                               freshness=options.freshness, clock=self.clock, chunk_size=options.chunk_size,
@@ -168,8 +168,8 @@ class BulkChecker:
         left_in_source = 0
         if isinstance(source, ChangedRows):  # rows its database found stored as they are never left it
             left_in_source = source.unchanged
-            log.info("The source's database found %d of its rows stored as they are in the results table: only the "
-                     "other %d were read.", left_in_source, counts.inputs + counts.other_shards)
+            log.info("%s found %d of its rows stored as they are in the results table: only the other %d were "
+                     "staged.", source.compared_in, left_in_source, counts.inputs + counts.other_shards)
         summary.inputs, summary.unchanged = counts.inputs + left_in_source, counts.unchanged + left_in_source
         summary.duplicates = counts.duplicates
         summary.invalid, summary.other_shards = counts.invalid, counts.other_shards
@@ -209,7 +209,7 @@ class BulkChecker:
         """Delete the results of the source keys the source, read whole, no longer returns (before the table's
         owed numbers are taken: nothing is checked for them)."""
         pruned = None
-        if isinstance(source, ChangedRows):
+        if isinstance(source, ChangedRows) and source.sql is not None:
             pruned = self.store.prune_missing_in_database(source.sql, source.key_column)
         if pruned is None:
             if seen_keys is None:

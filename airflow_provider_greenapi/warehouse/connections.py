@@ -4,17 +4,27 @@ results store, the usage ledger and a source query use (lineage.py names their t
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_greenapi.sources import ChangedRows, InputRow, count_rows, numbers_from_query
+from airflow_provider_greenapi.sources import (
+    ChangedRows,
+    InputRow,
+    batches_from_query,
+    count_rows,
+    numbers_from_query,
+)
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, engine_names
 from airflow_provider_greenapi.warehouse.ledger import UsageLedger
-from airflow_provider_greenapi.warehouse.store import ResultsStore
+from airflow_provider_greenapi.warehouse.store import COPY_COLUMNS, COPY_TABLE, ResultsStore, copied_inputs
 
+log = logging.getLogger(__name__)
+
+_COPY_BATCH = 10_000  # source rows per engine.copy_rows: one COPY, or a few multi-row INSERTs
 _BY_CONN_TYPE = {t: d for d in Dialect for t in d.engine.conn_types}
 # SQLAlchemy dialect names (``hook.dialect_name``) of connection types this provider does not list
 _BY_SQLALCHEMY_NAME = {"sqlite": Dialect.SQLITE, "postgresql": Dialect.POSTGRES, "duckdb": Dialect.DUCKDB,
@@ -134,12 +144,13 @@ def in_memory_store(stack: ExitStack, table: str) -> ResultsStore:
 
 def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | None, key_column: str | None,
                   chunk_size: int, destination: tuple[str, ResultsStore] | None = None,
-                  changed_only: str | None = None) -> Iterable[InputRow]:
+                  changed_only: str | None = None, prune_missing: bool = False) -> Iterable[InputRow]:
     """The inputs of a source query, streamed in chunks of ``chunk_size`` rows. ``destination`` is the
     results' (conn id, store): an engine whose file a task may open once (SQLite) reads through the store's
     own connection when the source is the same connection. ``changed_only`` (the normaliser's fingerprint):
-    when the source is in the results' database, only its rows not stored as they are leave the database
-    (:class:`ChangedRows`)."""
+    only the source's rows not stored as they are reach staging (:class:`ChangedRows`), cut in the source's
+    database when it is the results' one, else in the results' database from a copy of the source
+    (:func:`_changed_through_a_copy`; not when ``prune_missing`` needs every key of the source)."""
     hook = get_db_hook(conn_id, "source")
     engine = engine_of(hook, conn_id)
     same_database = destination is not None and destination[0] == conn_id
@@ -159,9 +170,76 @@ def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | 
             rows = numbers_from_query(open_cursor, changed_sql, phone_column, key_column, chunk_size)
             stack.callback(rows.close)
             return ChangedRows(rows, total, sql, key_column)
+    if destination is not None and not same_database and changed_only and key_column and not prune_missing:
+        batches = batches_from_query(open_cursor, sql, phone_column, key_column, max(chunk_size, _COPY_BATCH))
+        stack.callback(batches.close)
+        copied = _changed_through_a_copy(stack, destination, batches, changed_only, chunk_size)
+        if copied is not None:
+            return copied
     rows = numbers_from_query(open_cursor, sql, phone_column, key_column, chunk_size)
     stack.callback(rows.close)  # a run that stops mid-source closes the cursor before its connection
     return rows
+
+
+def _changed_through_a_copy(stack: ExitStack, destination: tuple[str, ResultsStore],
+                            batches: Iterator[list[InputRow]], normalized_by: str,
+                            chunk_size: int) -> ChangedRows | None:
+    """The rows of ``batches`` (a source in another database, not read yet) cut to the ones not stored as they
+    are, in the results' database: the source is streamed once into a temporary table there (the engine's bulk
+    path, ``Engine.copy_rows``) and the same anti-join as a source in the results' database runs on it. An input
+    the copy cannot hold as it is (no key, an odd value: ``copied_inputs``) is staged at once. None where the
+    engine does not copy sources, the table holds no input read alike, or the temporary table cannot be made
+    (the rows are then compared by key, a window at a time)."""
+    conn_id, store = destination
+    engine = store.engine
+    changed_sql = store.changed_copy_rows_sql(normalized_by) if store.holds_inputs_read_by(normalized_by) else None
+    if changed_sql is None:
+        return None
+    hook = get_db_hook(conn_id, "destination")
+    if engine.shares_source_connection():
+        connection = store.connection  # its temporary table, never committed: the store's transaction
+    else:
+        connection = engine.copy_connection(hook)
+        stack.callback(connection.close)  # the temporary table goes with its session
+    cursor = connection.cursor()
+    try:
+        engine.create_copy_table(cursor, COPY_TABLE, COPY_COLUMNS)
+    except Exception as error:
+        with contextlib.suppress(Exception):
+            connection.rollback()
+        log.warning("The source could not be copied into a temporary table of the results' database (%s): its "
+                    "rows are compared with the stored ones by key instead, a window at a time.", error)
+        return None
+    finally:
+        cursor.close()
+
+    def copy_then_changed() -> Iterator[InputRow]:
+        read = 0
+        cursor = connection.cursor()
+        try:
+            with engine.copying(cursor, COPY_TABLE, COPY_COLUMNS) as copy:
+                for batch in batches:
+                    read += len(batch)
+                    copied = copied_inputs(batch)
+                    rows = [row for row in copied if row is not None]
+                    if rows:
+                        copy(rows)
+                    if len(rows) < len(batch):  # staged as they are
+                        yield from (item for item, row in zip(batch, copied, strict=True) if row is None)
+        finally:
+            cursor.close()
+        changed.total = read
+        changed_rows = numbers_from_query(engine.source_cursor(hook, connection), changed_sql, "input_value",
+                                          "source_key", chunk_size)
+        try:
+            yield from changed_rows
+        finally:
+            changed_rows.close()
+
+    changed = ChangedRows(copy_then_changed(), None, None, "source_key",
+                          compared_in="The results' database, holding a copy of the source,")
+    stack.callback(changed.close)
+    return changed
 
 
 def _count(open_cursor: Any, connection: Any, sql: str) -> int | None:

@@ -13,9 +13,10 @@ transactions of one process therefore take turns too, on a lock per file taken a
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -119,15 +120,19 @@ class _Cursor:
 class TurnTakingConnection:
     """A DB-API connection to a DuckDB file that holds the file only while a transaction is open."""
 
-    def __init__(self, opener: Callable[[], Any], writers: threading.Lock, wait: float) -> None:
+    def __init__(self, opener: Callable[[], Any], writers: threading.Lock, wait: float,
+                 writes_file: bool = True) -> None:
         self._opener = opener
         self._writers = writers
         self._wait = wait
         self._connection: Any = None
         self._wrote = False
+        # False: the connection writes only its own temporary tables (a source's copy), never the file's
+        # tables, so it does not take turns with the process's writers of the file
+        self._writes_file = writes_file
 
     def acquire(self, sql: str) -> Any:
-        if not self._wrote and sql.lstrip()[:6].lower() in _WRITES:
+        if self._writes_file and not self._wrote and sql.lstrip()[:6].lower() in _WRITES:
             if not self._writers.acquire(timeout=self._wait):
                 raise WarehouseBusyError(f"Another writer of this process kept the DuckDB file for {self._wait:.0f} s.")
             self._wrote = True
@@ -223,7 +228,32 @@ class DuckDBEngine(Engine):
 
     def source_cursor(self, hook: Any, connection: Any) -> Callable[[], Any]:
         _refuse_motherduck_token(hook)
+        if isinstance(connection, TurnTakingConnection):  # a source's copy: read on the session that made it
+            return connection.cursor
         return lambda: _SourceCursor(hook, self.lock_wait)
+
+    def copy_connection(self, hook: Any) -> Any:
+        """A connection of its own that writes only its temporary table: it never waits for the file's writers."""
+        _refuse_motherduck_token(hook)
+        return TurnTakingConnection(lambda: _open(hook, self.lock_wait), _writer_lock(hook.get_database()),
+                                    self.lock_wait, writes_file=False)
+
+    def create_copy_table(self, cursor: Any, name: str, columns: Sequence[str]) -> None:
+        """As every engine, once pyarrow is there to load it (DuckDB inserts rows one by one, about 1 ms each,
+        from anything else: comparing by key is then faster)."""
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ConfigurationError("pyarrow is not installed (pip install pyarrow)") from None
+        super().create_copy_table(cursor, name, columns)
+
+    @contextlib.contextmanager
+    def copying(self, cursor: Any, name: str, columns: Sequence[str]) -> Iterator[Callable[[list[Any]], None]]:
+        """Each batch as an Arrow table, read by one ``INSERT ... SELECT``."""
+        def write(rows: list[Any]) -> None:
+            cursor.insert_from("greenapi_copy_rows", _arrow_table(columns, rows),
+                               f"INSERT INTO {name} SELECT * FROM greenapi_copy_rows")
+        yield write
 
     def source_connection(self, hook: Any) -> Any:
         """Nothing to open up front: the source's cursor opens (and closes) the file itself."""

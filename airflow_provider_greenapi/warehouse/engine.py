@@ -110,6 +110,10 @@ class Engine:
     # scan of the table whatever it names (DuckDB) takes big windows; one that binds a list as one array
     # parameter (PostgreSQL) takes bigger ones than one that binds each key (an IN list of 1,000 marks).
     lookup_keys: ClassVar[int] = 1000
+    # Whether a source in another database is copied into a temporary table of the results' database
+    # (create_copy_table, copy_rows: each engine's bulk path) and cut there by the same anti-join as a source in
+    # the results' database, rather than compared by key a window at a time (ResultsStore.unchanged_inputs).
+    copies_sources: ClassVar[bool] = True
 
     # --- names and values -------------------------------------------------------------------------------
 
@@ -179,6 +183,10 @@ class Engine:
         """A factory of cursors that stream a source query's rows in batches (``fetchmany``)."""
         return connection.cursor
 
+    def copy_connection(self, hook: Any) -> Any:
+        """The session a source's copy is made and read on (:attr:`copies_sources`; closed by the caller)."""
+        return self.source_connection(hook)
+
     def shares_source_connection(self) -> bool:
         """True when a source on the results' own connection must reuse the store's connection."""
         return False
@@ -244,6 +252,22 @@ class Engine:
         names = {str(d[0]).lower() for d in cursor.description or ()}
         cursor.fetchall()
         return names
+
+    # --- a source's copy (copies_sources) ----------------------------------------------------------------
+
+    def create_copy_table(self, cursor: Any, name: str, columns: Sequence[str]) -> None:
+        """A temporary table ``name`` of text ``columns`` on this session (named unqualified, it hides a table of
+        that name for the session: temporary tables come first on every engine that copies)."""
+        cursor.execute(f"CREATE TEMPORARY TABLE {name} ({', '.join(f'{c} {self.text_type}' for c in columns)})"
+                       f"{self.table_options(cursor)}")
+
+    @contextlib.contextmanager
+    def copying(self, cursor: Any, name: str, columns: Sequence[str]) -> Iterator[Callable[[list[Row]], None]]:
+        """A function that appends rows to the copy table ``name``, usable until the block ends (one
+        ``executemany`` of a prepared INSERT per call here; PostgreSQL keeps one COPY open)."""
+        marks = ", ".join([self.placeholder] * len(columns))
+        sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})"
+        yield lambda rows: cursor.executemany(sql, rows)
 
     # --- writes -----------------------------------------------------------------------------------------
 

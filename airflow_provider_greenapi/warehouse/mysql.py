@@ -163,13 +163,23 @@ class MySQLEngine(Engine):
         """Multi-row ``INSERT ... VALUES (...), (...) ON DUPLICATE KEY UPDATE``, each statement under a quarter
         of the server's ``max_allowed_packet`` (and 16 MiB), rows in the order given (locked in that order). A
         key given twice is written twice, as one statement per row would."""
-        if not rows:
-            return
+        if rows:
+            self._insert_rows(cursor, head=f"INSERT INTO {self.table_name(table)} ({', '.join(columns)}) VALUES ",
+                              tail=" " + self.on_conflict_update(key, [c for c in columns if c not in key]),
+                              width=len(columns), rows=rows)
+
+    @contextlib.contextmanager
+    def copying(self, cursor: Any, name: str, columns: Sequence[str]) -> Iterator[Callable[[list[Row]], None]]:
+        """Multi-row INSERTs as large as :meth:`upsert`'s (mysqlclient's ``executemany`` cuts them at 64 KiB)."""
+        head = f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
+        yield lambda rows: self._insert_rows(cursor, head=head, tail="", width=len(columns), rows=rows)
+
+    def _insert_rows(self, cursor: Any, head: str, tail: str, width: int, rows: list[Row]) -> None:
+        """``head (...), (...) tail`` for ``rows`` of ``width`` values, each statement under a quarter of the
+        server's ``max_allowed_packet`` (and 16 MiB), rows in the order given."""
         cursor.execute("SELECT @@max_allowed_packet")
         budget = min(int(cursor.fetchone()[0]) // 4, _MAX_STATEMENT_BYTES)
-        mark = "(" + ", ".join([self.placeholder] * len(columns)) + ")"
-        head = f"INSERT INTO {self.table_name(table)} ({', '.join(columns)}) VALUES "
-        tail = " " + self.on_conflict_update(key, [c for c in columns if c not in key])
+        mark = "(" + ", ".join([self.placeholder] * width) + ")"
         start, size = 0, len(head) + len(tail)
         for end, row in enumerate(rows):
             # escaped, a value is at most twice its text: repr's is longer than the literal's

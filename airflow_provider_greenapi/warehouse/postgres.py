@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -61,6 +62,25 @@ class PostgresEngine(Engine):
         cursor.execute("SELECT to_regclass(%s)", (name,))
         return cursor.fetchone()[0] is None
 
+    @contextlib.contextmanager
+    def copying(self, cursor: Any, name: str, columns: Sequence[str]) -> Iterator[Callable[[list[Row]], None]]:
+        """One ``COPY`` for the whole copy: the server takes in each batch while the next is read (on a psycopg2
+        cursor, ``executemany``). Not analysed (autovacuum never analyses a temporary table): the anti-join
+        is planned as a hash anti-join from the table's size alone."""
+        if not hasattr(cursor, "copy"):
+            with super().copying(cursor, name, columns) as write:
+                yield write
+            return
+        with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+            def write(rows: list[Row]) -> None:
+                text = _copy_text(rows)
+                if text is not None:
+                    copy.write(text)
+                    return
+                for row in rows:
+                    copy.write_row(row)
+            yield write
+
     def upsert(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], rows: list[Row]) -> None:
         """``COPY`` the rows into a temporary table of the target's column types, then one ``INSERT ... SELECT``
         in the order given (rows are locked in that order, as the row-by-row upsert locked them); psycopg
@@ -86,6 +106,24 @@ class PostgresEngine(Engine):
             f"ORDER BY greenapi_row {self.on_conflict_update(key, [c for c in columns if c not in key])}"
         )
         cursor.execute(f"DELETE FROM pg_temp.{staging}")  # a second chunk in this transaction starts empty
+
+
+def _copy_text(rows: list[Row]) -> str | None:
+    """``rows`` (text or None) in COPY's text format at once, when no value needs escaping (no tab, newline,
+    carriage return or backslash: the text then holds exactly one tab between values, one newline per row
+    and a backslash per NULL); None otherwise (psycopg's ``write_row`` escapes them), or for other values."""
+    nulls = sum(map(tuple.count, rows, itertools.repeat(None)))
+    if nulls:
+        rows = [row if None not in row else tuple("\\N" if v is None else v for v in row) for row in rows]
+    try:
+        text = "\n".join(map("\t".join, rows)) + "\n"
+    except TypeError:  # a value that is not text
+        return None
+    width = len(rows[0]) if rows else 0
+    if (text.count("\t") != len(rows) * (width - 1) or text.count("\n") != len(rows) or "\r" in text
+            or text.count("\\") != nulls):
+        return None
+    return text
 
 
 ENGINE = PostgresEngine()

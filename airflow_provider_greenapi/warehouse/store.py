@@ -100,6 +100,10 @@ COLUMN_NAMES = tuple(c[0] for c in _COLUMNS)
 # ``normalized_by`` (the normaliser's settings) is NULL in an older table's rows: each is read again once.
 _ADDED_COLUMNS = ("whatsapp_lid", "normalized_by")
 _KEY = ("phone_number", "source_key")
+# A source in another database, copied into a temporary table of the results' database to be cut there to
+# its changed rows (Engine.copies_sources): the copy's name and columns.
+COPY_TABLE = "greenapi_source_copy"
+COPY_COLUMNS = ("source_key", "input_value")
 # The stored row as staging reads it. ``is_queued`` is asked of the database: fakesnow's server reads a NULL
 # timestamp back as 1970-01-01 (IS NULL is right there).
 _ROW_FIELDS = ("phone_number, source_key, input_value, status, exists_whatsapp, whatsapp_lid, checked_at, queued_at, "
@@ -180,14 +184,10 @@ class ResultsStore:
         still checked when its answer is due (:meth:`carry_over`). Only text and integers under a non-empty
         key are compared (None as no text): anything else is read again."""
         wanted: dict[str, list[tuple[int, str]]] = {}
-        limit = _KEY_LENGTHS["source_key"]
         for position, (value, key) in enumerate(chunk):
-            if not key:
-                continue
-            text = _comparable_text(value)
-            plain_key = key.isascii() and "\x00" not in key and len(key) <= limit  # the common case, at once
-            if text is not None and (plain_key or key_problem(key, limit) is None):
-                wanted.setdefault(key, []).append((position, text))
+            comparable = comparable_input(value, key)
+            if comparable is not None:
+                wanted.setdefault(key, []).append((position, comparable[1]))
         found: dict[int, str | None] = {}
         if not wanted:
             return found
@@ -240,6 +240,14 @@ class ResultsStore:
             f"{self._table} r WHERE r.source_key = {text(f'src.{key_column}')} AND r.input_value = "
             f"COALESCE({text(f'src.{phone_column}')}, '') AND r.normalized_by = '{normalized_by}')"
         )
+
+    def changed_copy_rows_sql(self, normalized_by: str) -> str | None:
+        """:meth:`changed_rows_sql` of a source's copy in this database (``COPY_TABLE``, made on the session
+        that reads it by :meth:`Engine.create_copy_table`)."""
+        if not self.engine.copies_sources:
+            return None
+        query = f"SELECT {', '.join(COPY_COLUMNS)} FROM {COPY_TABLE}"
+        return self.changed_rows_sql(query, "input_value", "source_key", normalized_by)
 
     def prune_missing(self, seen_keys: set[str]) -> int:
         """Delete (not committed) the rows under a source key not in ``seen_keys``, the keys of a whole source;
@@ -610,6 +618,41 @@ def _comparable_text(value: object) -> str | None:
     if len(text) > _MAX_STORED_TEXT or storable_text(text) != text:
         return None
     return text
+
+
+def comparable_input(value: object, key: str) -> tuple[str, str] | None:
+    """(source key, text) of an input whose stored row can say it is unchanged, compared by both with
+    ``source_key`` and ``input_value``; None when it must be read again (no key, a key or a value not stored
+    as it is: the store escapes or cuts those)."""
+    if not key:
+        return None
+    text = _comparable_text(value)
+    if text is None:
+        return None
+    limit = _KEY_LENGTHS["source_key"]
+    plain_key = key.isascii() and "\x00" not in key and len(key) <= limit  # the common case, at once
+    return (key, text) if plain_key or key_problem(key, limit) is None else None
+
+
+def copied_input(value: object, key: str) -> tuple[str, str | None] | None:
+    """The row of a source's copy (:attr:`Engine.copies_sources`) for an input: (source key, its text, None for
+    no number), when reading that text back gives what reading the value gives; None: the input is staged as
+    it is (a negative integer reads as invalid, its text as a number with a dash)."""
+    if type(value) is int and value < 0:
+        return None
+    comparable = comparable_input(value, key)
+    if comparable is None:
+        return None
+    return comparable[0], None if value is None else comparable[1]
+
+
+def copied_inputs(batch: Sequence[tuple[object, str]]) -> list[tuple[str, str | None] | None]:
+    """:func:`copied_input` of each input of ``batch``, the common case (plain text under a plain key) at once:
+    a call per input would cost a third of the copy."""
+    limit, most = _KEY_LENGTHS["source_key"], _MAX_STORED_TEXT
+    return [(key, value) if type(value) is str and len(value) <= most and value.isascii() and "\x00" not in value
+            and 0 < len(key) <= limit and key.isascii() and "\x00" not in key else copied_input(value, key)
+            for value, key in batch]
 
 
 def _distinct_numbers(records: list[Any]) -> list[str]:
