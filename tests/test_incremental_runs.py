@@ -197,9 +197,11 @@ def test_a_sql_source_rerun_reads_only_what_changed(greenapi_conn, any_warehouse
 # holds (text, an integer, no phone) and rows it cannot (a negative integer, a float, bytes, no key, a key longer
 # than the results' column), which are staged at once on every rerun.
 ODD_SOURCE_ROWS = [("a", "+7 900 123-45-67"), ("b", 79001234568), ("ключ", "79001234574"), ("nophone", None),
-                   ("dup", "+7 900 123-45-67"), ("neg", -79001234569), ("float", 79001234570.0),
-                   ("blob", b"79001234571"), (None, "79001234572"), ("k" * 300, "79001234573")]
-COPIED = 5  # the first five
+                   ("dup", "+7 900 123-45-67"), ("tab\tkey", "+7 900 123-45-75\t"), ("back\\N", "79001234576"),
+                   ("new\nline\r", "79001234577"),  # a bulk path that escapes nothing would break these
+                   ("neg", -79001234569), ("float", 79001234570.0), ("blob", b"79001234571"),
+                   (None, "79001234572"), ("k" * 300, "79001234573")]
+COPIED = 8  # the first eight
 
 
 def test_a_rerun_from_another_database_compares_a_copy_and_stages_what_the_copy_cannot_hold(
@@ -211,21 +213,21 @@ def test_a_rerun_from_another_database_compares_a_copy_and_stages_what_the_copy_
     kwargs = {"task_id": "check", "sql": "SELECT contact_key, phone FROM contacts", "source_conn_id": "contacts_db",
               "phone_column": "phone", "key_column": "contact_key", "destination_conn_id": "warehouse"}
     first = CheckWhatsappOperator(**kwargs).execute(context)
-    assert (first["inputs"], first["distinct_numbers"], first["quota_spent"], first["invalid"]) == (10, 4, 4, 5)
+    assert (first["inputs"], first["distinct_numbers"], first["quota_spent"], first["invalid"]) == (13, 7, 7, 5)
     before = sorted(any_warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1]))
     caplog.clear()
     again = CheckWhatsappOperator(**kwargs).execute(context)
-    assert (again["inputs"], again["unchanged"], again["quota_spent"]) == (10, 10, 0)
+    assert (again["inputs"], again["unchanged"], again["quota_spent"]) == (13, 13, 0)
     assert sorted(any_warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1])) == before
     copies = any_warehouse.dialect.engine.copies_sources
     assert (f"holding a copy of the source, found {COPIED} of its rows stored as they are" in caplog.text) == copies
     source.execute("UPDATE contacts SET phone = '+7 900 555-55-55' WHERE contact_key = 'a'")
     source.execute("INSERT INTO contacts VALUES ('new', 79006666666)")
     dry = CheckWhatsappOperator(**kwargs, dry_run=True).execute(context)
-    assert (dry["inputs"], dry["unchanged"], dry["quota_spent"]) == (11, 9, 0)
+    assert (dry["inputs"], dry["unchanged"], dry["quota_spent"]) == (14, 12, 0)
     assert sorted(any_warehouse.fetch_all(EVERY_COLUMN), key=lambda row: (row[0], row[1])) == before
     changed = CheckWhatsappOperator(**kwargs).execute(context)
-    assert (changed["inputs"], changed["unchanged"], changed["quota_spent"]) == (11, 9, 2)
+    assert (changed["inputs"], changed["unchanged"], changed["quota_spent"]) == (14, 12, 2)
     assert set(checks_of(emulator).values()) == {1}  # each number checked once over all four runs
     assert {"79005555555", "79006666666"} <= set(checks_of(emulator))
     keyed = dict(any_warehouse.fetch_all("SELECT source_key, phone_number FROM whatsapp_checks "

@@ -260,8 +260,8 @@ class DuckDBEngine(Engine):
         return _NoConnection()
 
     def upsert(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], rows: list[Any]) -> None:
-        """The rows as an Arrow table (with pyarrow installed: the duckdb extra does not bring it, the snowflake
-        extra does) registered on the connection, read by one ``INSERT ... SELECT ... ON CONFLICT``; without
+        """The rows as an Arrow table (with pyarrow installed: the duckdb and snowflake extras bring it)
+        registered on the connection, read by one ``INSERT ... SELECT ... ON CONFLICT``; without
         pyarrow, or for values Arrow cannot type, multi-row INSERTs (:meth:`_upsert_values`)."""
         if not rows:
             return
