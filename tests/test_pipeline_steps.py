@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_greenapi.client import GreenApiClient
 from airflow_provider_greenapi.errors import GreenApiQuotaExceededError
+from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.pipeline.budget import plan_run_budget
 from airflow_provider_greenapi.pipeline.dispatch import Dispatcher
 from airflow_provider_greenapi.pipeline.run_queue import RunQueue
@@ -17,6 +18,7 @@ from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
 from airflow_provider_greenapi.settings import ClientSettings
 from airflow_provider_greenapi.warehouse import MonthlyUsage, RunContext
+from airflow_provider_greenapi.warehouse.engine import Dialect
 from tests.conftest import ID_INSTANCE, TOKEN
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -127,3 +129,17 @@ def test_the_dispatcher_stops_at_an_error_that_stops_the_run_and_gives_the_rest_
     assert len(outcomes) == 2  # answered before the 466
     assert numbers[2] in unsent  # the number the 466 answered: never checked, still queued
     assert len(outcomes) + len(unsent) == dispatcher.sent == 3  # one in flight at a time: nothing after the 466
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_a_run_without_chunk_size_stages_the_engines_chunk_and_keeps_one_given(dialect, mocker):
+    from airflow_provider_greenapi.pipeline.bulk_check import BulkChecker
+    from airflow_provider_greenapi.pipeline.options import CheckOptions
+    from airflow_provider_greenapi.warehouse import ResultsStore
+
+    client = mocker.Mock(ledger=None, id_instance="1101")
+    store = ResultsStore(None, dialect, "whatsapp_checks")
+    assert BulkChecker(client, store, PhoneNumberNormalizer()).chunk_size == dialect.engine.staging_rows
+    assert BulkChecker(client, store, PhoneNumberNormalizer(), options=CheckOptions(chunk_size=3)).chunk_size == 3
+    with pytest.raises(ValueError, match="chunk_size must be at least 1"):
+        CheckOptions(chunk_size=0)

@@ -99,7 +99,7 @@ class CheckWhatsappOperator(BaseOperator):
         max_checks: int | str | None = None,
         quota_reserve: int | float | str | None = None,
         dry_run: bool = False,
-        chunk_size: int = 1000,
+        chunk_size: int | None = None,
         max_xcom_results: int = 1000,
         emit_asset: bool = False,
         state_poll_interval: float = 5.0,
@@ -318,7 +318,7 @@ class CheckWhatsappOperator(BaseOperator):
         assert self.source_conn_id is not None
         destination = (self.destination_conn_id, store) if self.destination_conn_id else None
         return source_inputs(stack, self.source_conn_id, self.sql, self.phone_column, self.key_column,
-                             self.chunk_size, destination,
+                             self.chunk_size or store.engine.staging_rows, destination,
                              changed_only=normalizer.settings if self.shard is None else None,
                              prune_missing=self.prune_missing)
 

@@ -73,6 +73,8 @@ class BulkChecker:
         self.normalizer = normalizer
         self.history = history
         self.options = options or CheckOptions()
+        # inputs staged, and outcomes written, per chunk: the options', else the engine's own
+        self.chunk_size = self.options.chunk_size or store.engine.staging_rows
         self.context = context or RunContext(token=uuid.uuid4().hex, instance_id=client.id_instance)
         self.clock = clock
 
@@ -159,7 +161,7 @@ class BulkChecker:
         pruned_in_database = options.prune_missing and isinstance(source, ChangedRows) and source.sql is not None
         seen_keys: set[str] | None = set() if options.prune_missing and not pruned_in_database else None
         counts = stage_inputs(inputs, normalizer=self.normalizer, store=self.store, context=self.context,
-                              freshness=options.freshness, clock=self.clock, chunk_size=options.chunk_size,
+                              freshness=options.freshness, clock=self.clock, chunk_size=self.chunk_size,
                               shard=options.shard, commit=not options.dry_run,
                               commit_interval=options.commit_interval, seen_keys=seen_keys,
                               between_chunks=beat)
@@ -256,7 +258,7 @@ class BulkChecker:
         dispatcher = Dispatcher(self.client, clock=self.clock, state_poll_interval=options.state_poll_interval,
                                 max_consecutive_errors=options.max_consecutive_errors)
         run_queue = RunQueue(self.store, self.context.token, by_priority=budget.cuts_queue)
-        writer = OutcomeWriter(self.store, self.context, self.clock, chunk_size=options.chunk_size,
+        writer = OutcomeWriter(self.store, self.context, self.clock, chunk_size=self.chunk_size,
                                commit_interval=options.commit_interval)
         sending = last_progress = time.monotonic()
         try:

@@ -22,7 +22,7 @@ same instance (one run sends per instance at a time, through the usage history t
     max_checks: int | None = None
     auto_budget: AutoBudget | None = None
     dry_run: bool = False
-    chunk_size: int = 1000
+    chunk_size: int | None = None  # None: the results engine's staging_rows (Engine.staging_rows)
     commit_interval: float = 5.0
     progress_interval: float = 10.0
     state_poll_interval: float = 5.0  # getStateInstance is free of quota and allows 1/s
@@ -39,5 +39,5 @@ same instance (one run sends per instance at a time, through the usage history t
             raise ValueError("give max_checks or auto_budget, not both")
         if self.wait_for_other_runs < timedelta(0):
             raise ValueError(f"wait_for_other_runs must be 0 or more, got {self.wait_for_other_runs!r}")
-        if self.chunk_size < 1:
+        if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size!r}")

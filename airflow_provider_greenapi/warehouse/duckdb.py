@@ -201,6 +201,7 @@ class DuckDBEngine(Engine):
 
     # A look-up by source key scans the table whatever it names (no index: see has_indexes), so one names many.
     lookup_keys = 100_000
+    staging_rows = 10_000
 
     def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         """``column IN (SELECT unnest(?))``: the values as one list parameter, joined by hash (an IN list of
@@ -332,7 +333,8 @@ def _arrow_table(columns: Sequence[str], rows: list[Any]) -> Any:
     for index in range(len(columns)):
         values = [row[index] for row in rows]
         kind = None
-        if any(isinstance(v, datetime) for v in values):
+        # a column holds one type: its first value that is not NULL says which (a mix fails below: None)
+        if isinstance(next((v for v in values if v is not None), None), datetime):
             values = [v if v is None or not isinstance(v, datetime) else
                       (v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc))
                       for v in values]

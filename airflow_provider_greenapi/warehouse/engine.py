@@ -110,6 +110,12 @@ class Engine:
     # scan of the table whatever it names (DuckDB) takes big windows; one that binds a list as one array
     # parameter (PostgreSQL) takes bigger ones than one that binds each key (an IN list of 1,000 marks).
     lookup_keys: ClassVar[int] = 1000
+    # Inputs staged (and outcomes written, and source rows fetched) per chunk when the run sets no chunk_size:
+    # an engine whose chunk costs a scan of the table (DuckDB's look-ups) or a fixed number of statements
+    # (PostgreSQL's COPY and INSERT ... SELECT, Snowflake's load) takes fewer, bigger chunks. 10,000 made a first
+    # run of 1,000,000 contacts 2x faster on DuckDB and 1.2x on PostgreSQL (fakesnow, 20,000: 2.7x), and slower
+    # on SQLite and MariaDB (docs/benchmarks.md).
+    staging_rows: ClassVar[int] = 1000
     # Whether a source in another database is copied into a temporary table of the results' database
     # (create_copy_table, copy_rows: each engine's bulk path) and cut there by the same anti-join as a source in
     # the results' database, rather than compared by key a window at a time (ResultsStore.unchanged_inputs).

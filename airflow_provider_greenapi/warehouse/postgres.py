@@ -34,6 +34,7 @@ class PostgresEngine(Engine):
                   "DO UPDATE in the caller's order (executemany below 50 rows or on a psycopg2 cursor)")
 
     lookup_keys = 10_000
+    staging_rows = 10_000
 
     def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         """``column = ANY(%s)``: the values as one array parameter (psycopg and psycopg2 bind a list as an array).

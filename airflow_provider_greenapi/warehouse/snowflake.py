@@ -37,6 +37,7 @@ class SnowflakeEngine(Engine):
     write_path = ("a Parquet file PUT on a temporary stage, COPY INTO a temporary table, one MERGE on the key "
                   "(elsewhere a MERGE of a VALUES list per 5,000 rows)")
     lookup_keys = 10_000  # bound as one JSON array (one_of)
+    staging_rows = 10_000  # a chunk is a look-up, a PUT, a COPY INTO and a MERGE, whatever its size
     copies_sources = False  # compared by key (lookup_keys): see docs/warehouses.md
 
     def __init__(self) -> None:
