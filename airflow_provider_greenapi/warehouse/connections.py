@@ -24,7 +24,7 @@ from airflow_provider_greenapi.warehouse.store import COPY_COLUMNS, COPY_TABLE, 
 
 log = logging.getLogger(__name__)
 
-_COPY_BATCH = 10_000  # source rows per engine.copy_rows: one COPY, or a few multi-row INSERTs
+_COPY_BATCH = 10_000  # source rows fetched, and handed to the engine's copy (Engine.copying), at a time
 _BY_CONN_TYPE = {t: d for d in Dialect for t in d.engine.conn_types}
 # SQLAlchemy dialect names (``hook.dialect_name``) of connection types this provider does not list
 _BY_SQLALCHEMY_NAME = {"sqlite": Dialect.SQLITE, "postgresql": Dialect.POSTGRES, "duckdb": Dialect.DUCKDB,
@@ -186,7 +186,7 @@ def _changed_through_a_copy(stack: ExitStack, destination: tuple[str, ResultsSto
                             chunk_size: int) -> ChangedRows | None:
     """The rows of ``batches`` (a source in another database, not read yet) cut to the ones not stored as they
     are, in the results' database: the source is streamed once into a temporary table there (the engine's bulk
-    path, ``Engine.copy_rows``) and the same anti-join as a source in the results' database runs on it. An input
+    path, ``Engine.copying``) and the same anti-join as a source in the results' database runs on it. An input
     the copy cannot hold as it is (no key, an odd value: ``copied_inputs``) is staged at once. None where the
     engine does not copy sources, the table holds no input read alike, or the temporary table cannot be made
     (the rows are then compared by key, a window at a time)."""
@@ -235,11 +235,27 @@ def _changed_through_a_copy(stack: ExitStack, destination: tuple[str, ResultsSto
             yield from changed_rows
         finally:
             changed_rows.close()
+        _drop_copy(store, connection)
 
     changed = ChangedRows(copy_then_changed(), None, None, "source_key",
                           compared_in="The results' database, holding a copy of the source,")
     stack.callback(changed.close)
     return changed
+
+
+def _drop_copy(store: ResultsStore, connection: Any) -> None:
+    """Let go of a source's copy once its changed rows are read. A session of its own ends its transaction,
+    and with it the snapshot that would hold back PostgreSQL's vacuum while the run sends; PostgreSQL and DuckDB
+    drop the table with it (it was made in that transaction), MySQL keeps it until the session closes at the
+    task's end. The store's own connection (SQLite) drops the table, in the store's transaction."""
+    if connection is not store.connection:
+        connection.rollback()
+        return
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"DROP TABLE temp.{COPY_TABLE}")
+    finally:
+        cursor.close()
 
 
 def _count(open_cursor: Any, connection: Any, sql: str) -> int | None:
