@@ -48,6 +48,7 @@ JUNK_SHARE = 0.02
 NEW_SHARE = 0.001
 TABLE = "whatsapp_checks"
 SMALL_ROWS = 10_000  # the size whose peak RSS is the baseline of every other size
+CHUNK_SIZE: int | None = None  # --chunk-size: the operator's chunk_size (None: the engine's own)
 RSS_GOAL_MIB = 50
 
 
@@ -147,7 +148,8 @@ def run(emulator: common.EmulatorProcess, warehouse: Any, source_conn_id: str, *
         done = common.run_operator(sql="SELECT contact_id, phone FROM contacts",
                                    source_conn_id=source_conn_id, phone_column="phone",
                                    key_column="contact_id", destination_conn_id=common.WAREHOUSE_CONN_ID,
-                                   max_in_flight=32, **options)
+                                   max_in_flight=32, **({"chunk_size": CHUNK_SIZE} if CHUNK_SIZE else {}),
+                                   **options)
     rewritten = sum(n for t, n in tokens(warehouse).items() if t not in before)
     return {"wall_s": done.wall_s, "calls": emulator.calls() - calls, "rewritten": rewritten}
 
@@ -206,6 +208,7 @@ def measure_engine(engine: str, rows: int, cases: list[str] | None = None) -> di
 def _one(engine: str, rows: int, cases: list[str] | None) -> dict[str, Any]:
     """One engine at one size, in a process of its own (its own peak RSS)."""
     only = [arg for case in cases or () for arg in ("--case", case)]
+    only += ["--chunk-size", str(CHUNK_SIZE)] if CHUNK_SIZE else []
     done = subprocess.run([sys.executable, __file__, "--one", engine, "--rows", str(rows), *only],
                           stdout=subprocess.PIPE, text=True, check=False, cwd=ROOT)
     if done.returncode != 0:
@@ -289,7 +292,10 @@ def main() -> None:
     parser.add_argument("--one", choices=ENGINES, help=argparse.SUPPRESS)  # one engine, in this process
     parser.add_argument("--case", choices=CASES, action="append", help="default: every case")
     parser.add_argument("--json", action="store_true", help="print one JSON line (for run_all.py)")
+    parser.add_argument("--chunk-size", type=int, help="the operator's chunk_size (default: the engine's own)")
     args = parser.parse_args()
+    global CHUNK_SIZE
+    CHUNK_SIZE = args.chunk_size
     if args.one:
         try:
             print(json.dumps(measure_engine(args.one, args.rows, args.case)), flush=True)
