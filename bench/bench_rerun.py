@@ -22,6 +22,8 @@ The goals of issue 25 are printed as PASS/FAIL: a rerun with nothing new within 
     .venv/bin/python bench/bench_rerun.py --engine sqlite --rows 5000
     # one case, against another tree's package (a before/after pair; the tree on PYTHONPATH is measured):
     PYTHONPATH=../before .venv/bin/python bench/bench_rerun.py --engine postgres --rows 200000 --case other-clean
+    # another staging chunk than the engine's own (Engine.staging_rows):
+    .venv/bin/python bench/bench_rerun.py --engine duckdb --rows 1000000 --case same-clean --chunk-size 1000
 """
 
 from __future__ import annotations
