@@ -163,3 +163,29 @@ def test_duckdb_without_pyarrow_falls_back_to_multi_row_inserts(tmp_path, reques
 def test_every_engine_declares_its_write_path():
     paths = {d: d.engine.write_path for d in Dialect}
     assert len(set(paths.values())) == len(paths)  # each its own, none left at the generic one's text
+
+
+# A source's copy (connections._changed_through_a_copy): text that COPY's text format must escape, NULL, and a
+# batch of plain text (written at once), on each driver the postgres provider may hand out.
+COPY_ROWS = [("tab\tkey", "v\t1"), ("nl\n", "v\r\n"), ("back\\N", "\\."), ("null", None), ("ключ", "значение"),
+             ("end", "\\")]
+PLAIN_ROWS = [(str(i), f"7900{i:07d}") for i in range(2000)] + [("no phone", None)]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_postgres_copies_a_source_through_copy_on_either_driver(postgres, driver):
+    module = pytest.importorskip(driver)  # psycopg2: the provider's driver under SQLAlchemy 1.4 (Airflow 2.11)
+    connection = module.connect(host=postgres.host, port=postgres.port, user=postgres.user,
+                                dbname=postgres.create_database())
+    engine, columns = Dialect.POSTGRES.engine, ("source_key", "input_value")
+    try:
+        cursor = connection.cursor()
+        engine.create_copy_table(cursor, "greenapi_source_copy", columns)
+        with engine.copying(cursor, "greenapi_source_copy", columns) as copy:
+            copy(PLAIN_ROWS)
+            copy(COPY_ROWS)
+        cursor.execute("SELECT source_key, input_value FROM greenapi_source_copy")
+        assert sorted(cursor.fetchall(), key=repr) == sorted(PLAIN_ROWS + COPY_ROWS, key=repr)
+    finally:
+        connection.close()

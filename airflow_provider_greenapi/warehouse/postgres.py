@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -65,22 +66,17 @@ class PostgresEngine(Engine):
 
     @contextlib.contextmanager
     def copying(self, cursor: Any, name: str, columns: Sequence[str]) -> Iterator[Callable[[list[Row]], None]]:
-        """One ``COPY`` for the whole copy: the server takes in each batch while the next is read (on a psycopg2
-        cursor, ``executemany``). Not analysed (autovacuum never analyses a temporary table): the anti-join
-        is planned as a hash anti-join from the table's size alone."""
+        """One ``COPY`` for the whole copy (psycopg 3): the server takes in each batch while the next is read; a
+        ``COPY`` per batch on a psycopg2 cursor (the postgres provider's driver under SQLAlchemy 1.4, as on
+        Airflow 2.11). Rows of text or None, in COPY's text format (:func:`_copy_text`). Not analysed
+        (autovacuum never analyses a temporary table): the anti-join is planned as a hash anti-join from the
+        table's size alone."""
+        sql = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
         if not hasattr(cursor, "copy"):
-            with super().copying(cursor, name, columns) as write:
-                yield write
+            yield lambda rows: cursor.copy_expert(sql, io.StringIO(_copy_text(rows)))
             return
-        with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
-            def write(rows: list[Row]) -> None:
-                text = _copy_text(rows)
-                if text is not None:
-                    copy.write(text)
-                    return
-                for row in rows:
-                    copy.write_row(row)
-            yield write
+        with cursor.copy(sql) as copy:
+            yield lambda rows: copy.write(_copy_text(rows))
 
     def upsert(self, cursor: Any, table: str, columns: Sequence[str], key: Sequence[str], rows: list[Row]) -> None:
         """``COPY`` the rows into a temporary table of the target's column types, then one ``INSERT ... SELECT``
@@ -109,22 +105,24 @@ class PostgresEngine(Engine):
         cursor.execute(f"DELETE FROM pg_temp.{staging}")  # a second chunk in this transaction starts empty
 
 
-def _copy_text(rows: list[Row]) -> str | None:
-    """``rows`` (text or None) in COPY's text format at once, when no value needs escaping (no tab, newline,
-    carriage return or backslash: the text then holds exactly one tab between values, one newline per row
-    and a backslash per NULL); None otherwise (psycopg's ``write_row`` escapes them), or for other values."""
+def _copy_text(rows: list[Row]) -> str:
+    """``rows`` of text or None in COPY's text format: values apart by a tab, a row a line, NULL as ``\\N``, a
+    backslash, tab, newline or carriage return in a value escaped. At once when no value needs escaping (the
+    text then holds exactly one tab between values, one newline per row and a backslash per NULL)."""
     nulls = sum(map(tuple.count, rows, itertools.repeat(None)))
+    plain = rows
     if nulls:
-        rows = [row if None not in row else tuple("\\N" if v is None else v for v in row) for row in rows]
-    try:
-        text = "\n".join(map("\t".join, rows)) + "\n"
-    except TypeError:  # a value that is not text
-        return None
+        plain = [row if None not in row else tuple("\\N" if v is None else v for v in row) for row in rows]
+    text = "\n".join(map("\t".join, plain)) + "\n"
     width = len(rows[0]) if rows else 0
-    if (text.count("\t") != len(rows) * (width - 1) or text.count("\n") != len(rows) or "\r" in text
-            or text.count("\\") != nulls):
-        return None
-    return text
+    if (text.count("\t") == len(rows) * (width - 1) and text.count("\n") == len(rows) and "\r" not in text
+            and text.count("\\") == nulls):
+        return text
+    return "".join("\t".join("\\N" if v is None else v.translate(_COPY_ESCAPES) for v in row) + "\n"
+                   for row in rows)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 ENGINE = PostgresEngine()
