@@ -235,7 +235,7 @@ def _changed_through_a_copy(stack: ExitStack, destination: tuple[str, ResultsSto
             yield from changed_rows
         finally:
             changed_rows.close()
-        _drop_copy(store, connection)
+        _drop_copy(engine, store, connection)
 
     changed = ChangedRows(copy_then_changed(), None, None, "source_key",
                           compared_in="The results' database, holding a copy of the source,")
@@ -243,19 +243,18 @@ def _changed_through_a_copy(stack: ExitStack, destination: tuple[str, ResultsSto
     return changed
 
 
-def _drop_copy(store: ResultsStore, connection: Any) -> None:
-    """Let go of a source's copy once its changed rows are read. A session of its own ends its transaction,
-    and with it the snapshot that would hold back PostgreSQL's vacuum while the run sends; PostgreSQL and DuckDB
-    drop the table with it (it was made in that transaction), MySQL keeps it until the session closes at the
-    task's end. The store's own connection (SQLite) drops the table, in the store's transaction."""
-    if connection is not store.connection:
-        connection.rollback()
-        return
+def _drop_copy(engine: Engine, store: ResultsStore, connection: Any) -> None:
+    """Drop a source's copy once its changed rows are read (Engine.drop_copy_table). A session of its own then
+    commits, ending the transaction whose snapshot would hold back PostgreSQL's vacuum while the run sends (a
+    rollback would cost MariaDB an undo of every row copied); the store's own connection (SQLite) drops the
+    table in the store's transaction."""
     cursor = connection.cursor()
     try:
-        cursor.execute(f"DROP TABLE temp.{COPY_TABLE}")
+        engine.drop_copy_table(cursor, COPY_TABLE)
     finally:
         cursor.close()
+    if connection is not store.connection:
+        connection.commit()
 
 
 def _count(open_cursor: Any, connection: Any, sql: str) -> int | None:

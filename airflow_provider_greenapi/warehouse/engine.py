@@ -267,6 +267,10 @@ class Engine:
         cursor.execute(f"CREATE TEMPORARY TABLE {name} ({', '.join(f'{c} {self.text_type}' for c in columns)})"
                        f"{self.table_options(cursor)}")
 
+    def drop_copy_table(self, cursor: Any, name: str) -> None:
+        """Drop the temporary table ``name`` of this session, never a table of the database by that name."""
+        cursor.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
     @contextlib.contextmanager
     def copying(self, cursor: Any, name: str, columns: Sequence[str]) -> Iterator[Callable[[list[Row]], None]]:
         """A function that appends rows to the copy table ``name``, usable until the block ends (one

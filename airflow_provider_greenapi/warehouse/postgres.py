@@ -64,6 +64,9 @@ class PostgresEngine(Engine):
         cursor.execute("SELECT to_regclass(%s)", (name,))
         return cursor.fetchone()[0] is None
 
+    def drop_copy_table(self, cursor: Any, name: str) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
+
     @contextlib.contextmanager
     def copying(self, cursor: Any, name: str, columns: Sequence[str]) -> Iterator[Callable[[list[Row]], None]]:
         """One ``COPY`` for the whole copy (psycopg 3): the server takes in each batch while the next is read; a
