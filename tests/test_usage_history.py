@@ -84,7 +84,8 @@ def test_a_run_not_heard_from_reads_interrupted_and_a_later_run_writes_it_so(war
     clock = Clock(datetime(2026, 12, 20, 9, 0, tzinfo=timezone.utc))
     killed = UsageRecorder(history, "1101000001", "token-killed", "contacts", "r1", clock, 3600)
     history.ensure_table()
-    killed.start()  # and never stopped, as a SIGKILL leaves it
+    killed._write("running")  # its first write and never another, as a SIGKILL leaves it (no heartbeat thread
+    # left behind: one kept writing through the test's connection until the interpreter's exit, and aborted it)
     clock.now += STALE_AFTER / 2
     live = UsageRecorder(history, "1101000001", "token-live", "contacts", "r2", clock, 3600)
     live.start()
@@ -187,7 +188,7 @@ def test_runs_starting_together_take_turns_and_a_killed_run_holds_none_back(ware
     history.ensure_table()
     clock = Clock(datetime(2026, 12, 20, 9, 0, tzinfo=timezone.utc))
     killed = UsageRecorder(history, "1101000001", "token-killed", "contacts", "r0", clock, 3600)
-    killed.start()  # sending when it was killed
+    killed._write("running")  # sending when it was killed: its first write, and no heartbeat thread after it
     clock.now += STALE_AFTER + timedelta(seconds=1)
     first, second = (UsageRecorder(history, "1101000001", token, "contacts", token, clock, 3600)
                      for token in ("token-a", "token-b"))
