@@ -117,7 +117,7 @@ class Engine:
     # on SQLite and MariaDB (docs/benchmarks.md).
     staging_rows: ClassVar[int] = 1000
     # Whether a source in another database is copied into a temporary table of the results' database
-    # (create_copy_table, copy_rows: each engine's bulk path) and cut there by the same anti-join as a source in
+    # (create_copy_table, copying: each engine's bulk path) and cut there by the same anti-join as a source in
     # the results' database, rather than compared by key a window at a time (ResultsStore.unchanged_inputs).
     copies_sources: ClassVar[bool] = True
 
