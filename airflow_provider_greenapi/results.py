@@ -1,10 +1,11 @@
-"""What a bulk check produces: a status per number and a run summary."""
+"""What a bulk check produces and by what rules: a status per number, when an answer stays fresh, who wrote
+a row, and a run summary."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -24,6 +25,32 @@ class CheckStatus(str, enum.Enum):
     @property
     def is_answer(self) -> bool:
         return self in (CheckStatus.EXISTS, CheckStatus.NOT_EXISTS)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How long a stored answer stays good. None means answers never count as fresh."""
+
+    exists_max_age: timedelta | None = timedelta(days=30)
+    not_exists_max_age: timedelta | None = timedelta(days=7)
+
+    def cutoffs(self, now: datetime) -> dict[str, datetime | None]:
+        return {
+            CheckStatus.EXISTS.value: None if self.exists_max_age is None else now - self.exists_max_age,
+            CheckStatus.NOT_EXISTS.value: (
+                None if self.not_exists_max_age is None else now - self.not_exists_max_age
+            ),
+        }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who writes the rows: recorded in each row for lineage and debugging."""
+
+    token: str
+    instance_id: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,7 @@ import pytest
 
 from airflow_provider_greenapi.emulator import FaultPlan
 from airflow_provider_greenapi.errors import BulkCheckStopped
-from airflow_provider_greenapi.results import CheckStatus
-from airflow_provider_greenapi.warehouse import Freshness
+from airflow_provider_greenapi.results import CheckStatus, Freshness
 from tests.conftest import ID_INSTANCE
 from tests.harness import Harness, assert_invariants
 

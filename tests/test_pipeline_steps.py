@@ -15,9 +15,9 @@ from airflow_provider_greenapi.pipeline.budget import plan_run_budget
 from airflow_provider_greenapi.pipeline.dispatch import Dispatcher
 from airflow_provider_greenapi.pipeline.run_queue import RunQueue
 from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
-from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
+from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, RunContext
 from airflow_provider_greenapi.settings import ClientSettings
-from airflow_provider_greenapi.warehouse import MonthlyUsage, RunContext
+from airflow_provider_greenapi.warehouse import MonthlyUsage
 from airflow_provider_greenapi.warehouse.engine import Dialect
 from tests.conftest import ID_INSTANCE, TOKEN
 

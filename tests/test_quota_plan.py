@@ -177,7 +177,7 @@ def test_a_short_budget_checks_unchecked_numbers_then_the_stalest_answers(emulat
 
 
 def _freshness(age):
-    from airflow_provider_greenapi.warehouse import Freshness
+    from airflow_provider_greenapi.results import Freshness
 
     return Freshness(age, age)
 

@@ -27,9 +27,9 @@ from airflow_provider_greenapi.emulator import EmulatedInstance, FaultPlan, Gree
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.operators.check_whatsapp import CheckWhatsappOperator
 from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
-from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
+from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, Freshness, RunContext
 from airflow_provider_greenapi.sharding import Shard, greenapi_shards, shard_of
-from airflow_provider_greenapi.warehouse import Dialect, Freshness, ResultsStore, RunContext, StagedInput, UsageLedger
+from airflow_provider_greenapi.warehouse import Dialect, ResultsStore, StagedInput, UsageLedger
 from tests.airflow_cli import AIRFLOW, free_port, migrate, wait_until_answering
 from tests.conftest import _new_pg_database, greenapi_connection, make_warehouse
 

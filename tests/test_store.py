@@ -7,13 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_greenapi.numbers import NormalizedNumber
-from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
-from airflow_provider_greenapi.warehouse import (
-    Freshness,
-    ResultsStore,
-    RunContext,
-    StagedInput,
-)
+from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, Freshness, RunContext
+from airflow_provider_greenapi.warehouse import ResultsStore, StagedInput
 from airflow_provider_greenapi.warehouse.engine import Dialect
 
 
@@ -277,7 +272,7 @@ def test_a_list_number_written_two_ways_stays_one_row_and_is_not_rewritten_each_
 
 def test_a_source_copy_holds_text_and_integers_under_a_storable_key_and_leaves_the_rest_to_staging():
     from airflow_provider_greenapi.numbers.values import read_value
-    from airflow_provider_greenapi.warehouse.store import copied_input, copied_inputs
+    from airflow_provider_greenapi.warehouse.changes import copied_input, copied_inputs
 
     assert copied_input("+7 900 123-45-67", "c1") == ("c1", "+7 900 123-45-67")
     assert copied_input(79001234567, "c1") == ("c1", "79001234567")

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from airflow_provider_greenapi.results import RunContext
 from airflow_provider_greenapi.warehouse import UsageLedger
 from airflow_provider_greenapi.warehouse.ledger import usage_in_month
-from airflow_provider_greenapi.warehouse.store import RunContext
 from airflow_provider_greenapi.warehouse.usage_history import (
     RUNNING,
     STALE_AFTER,

@@ -151,8 +151,8 @@ def test_snowflake_writes_a_chunk_in_one_statement_per_table(tmp_path, request, 
     from datetime import datetime, timezone
 
     from airflow_provider_greenapi.numbers import NormalizedNumber
-    from airflow_provider_greenapi.results import CheckOutcome, CheckStatus
-    from airflow_provider_greenapi.warehouse import Freshness, ResultsStore, RunContext, StagedInput
+    from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, Freshness, RunContext
+    from airflow_provider_greenapi.warehouse import ResultsStore, StagedInput
 
     warehouse = make_warehouse("snowflake", tmp_path, request, monkeypatch)
     store = ResultsStore(warehouse.provider_connect(), Dialect.SNOWFLAKE, "whatsapp_checks")
@@ -179,7 +179,8 @@ def test_snowflake_loads_a_schema_qualified_table_through_a_load_table_named_for
     from datetime import datetime, timezone
 
     from airflow_provider_greenapi.numbers import NormalizedNumber
-    from airflow_provider_greenapi.warehouse import Freshness, ResultsStore, RunContext, StagedInput
+    from airflow_provider_greenapi.results import Freshness, RunContext
+    from airflow_provider_greenapi.warehouse import ResultsStore, StagedInput
 
     warehouse = make_warehouse("snowflake", tmp_path, request, monkeypatch)
     warehouse.execute("CREATE SCHEMA IF NOT EXISTS crm")

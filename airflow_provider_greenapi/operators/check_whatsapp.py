@@ -15,13 +15,12 @@ from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
 from airflow_provider_greenapi.operators.runs_left import runs_left_for
 from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
 from airflow_provider_greenapi.quota_plan import AUTO, AutoBudget, QuotaReserve, parse_max_checks
+from airflow_provider_greenapi.results import Freshness, RunContext
 from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.sources import InputRow, numbers_from_value
 from airflow_provider_greenapi.warehouse import (
     DEFAULT_USAGE_TABLE,
-    Freshness,
     ResultsStore,
-    RunContext,
     UsageLedger,
     Warehouse,
     check_distinct_tables,

@@ -26,9 +26,9 @@ from airflow_provider_greenapi.pipeline.options import CheckOptions
 from airflow_provider_greenapi.pipeline.run_queue import RunQueue
 from airflow_provider_greenapi.pipeline.staging import stage_inputs
 from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
-from airflow_provider_greenapi.results import RunSummary
+from airflow_provider_greenapi.results import RunContext, RunSummary
 from airflow_provider_greenapi.sources import ChangedRows, start_reading
-from airflow_provider_greenapi.warehouse import MonthlyUsage, ResultsStore, RunContext, UsageLedger
+from airflow_provider_greenapi.warehouse import MonthlyUsage, ResultsStore, UsageLedger
 from airflow_provider_greenapi.warehouse.usage_history import (
     RUNNING,
     WAITING,

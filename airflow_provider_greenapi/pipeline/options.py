@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from airflow_provider_greenapi.quota_plan import AutoBudget
+from airflow_provider_greenapi.results import Freshness
 from airflow_provider_greenapi.sharding import Shard
-from airflow_provider_greenapi.warehouse import Freshness
 
 
 @dataclass(frozen=True)

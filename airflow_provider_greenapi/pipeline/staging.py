@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
+from airflow_provider_greenapi.results import Freshness, RunContext
 from airflow_provider_greenapi.sharding import Shard
-from airflow_provider_greenapi.warehouse import Freshness, ResultsStore, RunContext, StagedInput
-from airflow_provider_greenapi.warehouse.store import stored_key
+from airflow_provider_greenapi.warehouse import ResultsStore, StagedInput
+from airflow_provider_greenapi.warehouse.results_table import stored_key
 
 
 @dataclass

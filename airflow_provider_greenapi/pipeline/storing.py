@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from airflow_provider_greenapi.results import CheckOutcome
-from airflow_provider_greenapi.warehouse import ResultsStore, RunContext
+from airflow_provider_greenapi.results import CheckOutcome, RunContext
+from airflow_provider_greenapi.warehouse import ResultsStore
 
 
 class OutcomeWriter:

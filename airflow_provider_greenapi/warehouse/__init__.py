@@ -2,7 +2,9 @@
 
 - ``engine.py``: the engines (:class:`Dialect`) and the generic :class:`Engine`; one module per engine
   (``sqlite``, ``postgres``, ``duckdb``, ``mysql``, ``snowflake``) holds only what differs for it;
-- ``store.py``: the results table, its staging, the work queue, the freshness look-up;
+- ``store.py``: the results table (:class:`ResultsStore`): its schema and the staging of a run's inputs, over
+  ``results_table.py`` (its rows as every part reads them), ``changes.py`` (what changed since a source was
+  read, what a source no longer returns) and ``queue.py`` (the run's work queue and the answers written back);
 - ``ledger.py``: the monthly usage ledger;
 - ``connections.py``: Airflow connection ids -> hooks, engines, connections, streamed source queries;
 - ``lineage.py``: the OpenLineage datasets of a task (the source query's tables, the results table).
@@ -24,9 +26,7 @@ from airflow_provider_greenapi.warehouse.ledger import DEFAULT_USAGE_TABLE, Mont
 from airflow_provider_greenapi.warehouse.lineage import task_lineage
 from airflow_provider_greenapi.warehouse.store import (
     COLUMN_NAMES,
-    Freshness,
     ResultsStore,
-    RunContext,
     StageCounts,
     StagedInput,
 )
@@ -36,10 +36,8 @@ __all__ = [
     "DEFAULT_USAGE_TABLE",
     "Dialect",
     "Engine",
-    "Freshness",
     "MonthlyUsage",
     "ResultsStore",
-    "RunContext",
     "StageCounts",
     "StagedInput",
     "UsageLedger",

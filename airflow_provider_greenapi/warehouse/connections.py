@@ -18,9 +18,10 @@ from airflow_provider_greenapi.sources import (
     count_rows,
     numbers_from_query,
 )
+from airflow_provider_greenapi.warehouse.changes import COPY_COLUMNS, COPY_TABLE, copied_inputs
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, engine_names
 from airflow_provider_greenapi.warehouse.ledger import UsageLedger
-from airflow_provider_greenapi.warehouse.store import COPY_COLUMNS, COPY_TABLE, ResultsStore, copied_inputs
+from airflow_provider_greenapi.warehouse.store import ResultsStore
 
 log = logging.getLogger(__name__)
 

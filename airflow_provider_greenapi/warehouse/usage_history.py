@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow_provider_greenapi.results import RunContext
 from airflow_provider_greenapi.warehouse.engine import Dialect, committed
-from airflow_provider_greenapi.warehouse.store import RunContext
 
 log = logging.getLogger(__name__)
 
