@@ -260,7 +260,7 @@ class CheckWhatsappOperator(BaseOperator):
                 run_id=getattr(dag_run, "run_id", None),
             )
             checker = BulkChecker(client, store, normalizer, history=history, options=options, context=run_context)
-            inputs = self._inputs(stack, store, normalizer)
+            inputs = self._inputs(stack, store, normalizer, options.rows_per_chunk(store.engine))
             try:
                 summary = checker.run(inputs)
             except BulkCheckStopped as stopped:
@@ -306,7 +306,8 @@ class CheckWhatsappOperator(BaseOperator):
         stack.callback(connection.close)
         return store, ledger, UsageHistory(connection, warehouse.dialect, self.usage_history_table)
 
-    def _inputs(self, stack: ExitStack, store: ResultsStore, normalizer: PhoneNumberNormalizer) -> Iterable[InputRow]:
+    def _inputs(self, stack: ExitStack, store: ResultsStore, normalizer: PhoneNumberNormalizer,
+                rows_per_chunk: int) -> Iterable[InputRow]:
         if self.sql is None:
             if self.prune_missing and not isinstance(self.phone_numbers, Mapping):
                 raise ValueError(
@@ -317,7 +318,7 @@ class CheckWhatsappOperator(BaseOperator):
         assert self.source_conn_id is not None
         destination = (self.destination_conn_id, store) if self.destination_conn_id else None
         return source_inputs(stack, self.source_conn_id, self.sql, self.phone_column, self.key_column,
-                             self.chunk_size or store.engine.staging_rows, destination,
+                             rows_per_chunk, destination,
                              changed_only=normalizer.settings if self.shard is None else None,
                              prune_missing=self.prune_missing)
 

@@ -74,7 +74,7 @@ class BulkChecker:
         self.history = history
         self.options = options or CheckOptions()
         # inputs staged, and outcomes written, per chunk: the options', else the engine's own
-        self.chunk_size = self.options.chunk_size or store.engine.staging_rows
+        self.chunk_size = self.options.rows_per_chunk(store.engine)
         self.context = context or RunContext(token=uuid.uuid4().hex, instance_id=client.id_instance)
         self.clock = clock
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from airflow_provider_greenapi.quota_plan import AutoBudget
 from airflow_provider_greenapi.results import Freshness
 from airflow_provider_greenapi.sharding import Shard
+from airflow_provider_greenapi.warehouse import Engine
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,8 @@ same instance (one run sends per instance at a time, through the usage history t
             raise ValueError(f"wait_for_other_runs must be 0 or more, got {self.wait_for_other_runs!r}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size!r}")
+
+    def rows_per_chunk(self, engine: Engine) -> int:
+        """Rows per chunk of this run on ``engine``: ``chunk_size``, or the engine's own (``Engine.staging_rows``):
+        the source's fetch size, a staging statement, a commit of outcomes."""
+        return self.chunk_size or engine.staging_rows
