@@ -27,7 +27,7 @@ def test_emit_asset_declares_the_results_table_as_an_outlet():
 
 
 def test_emit_asset_needs_a_destination_table():
-    with pytest.raises(ValueError, match="emit_asset needs destination_conn_id"):
+    with pytest.raises(ValueError, match="emit_asset needs a literal destination_conn_id and destination_table"):
         CheckWhatsappOperator(task_id="check", phone_numbers=NUMBERS, emit_asset=True)
 
 

@@ -67,11 +67,13 @@ class CheckWhatsappOperator(BaseOperator):
     ``quota_reserve`` back (docs/quota.md). One run works per GREEN-API instance at a time: a run that finds
     another on its instance waits up to ``wait_for_other_runs`` (a timedelta or seconds; default one hour) for it
     to finish, then stages and checks what is left (docs/reliability.md). ``prune_missing=True`` deletes the
-    results of source keys that the source, read whole, no longer returns. See docs/operator.md for every
+    results of source keys that the source, read whole, no longer returns. The connection ids are templated
+    (``"{{ params.warehouse }}"``), as are the inputs and ``destination_table``. See docs/operator.md for every
     parameter.
     """
 
-    template_fields: Sequence[str] = ("phone_numbers", "sql", "destination_table", "max_checks")
+    template_fields: Sequence[str] = ("phone_numbers", "sql", "destination_table", "max_checks", "greenapi_conn_id",
+                                      "source_conn_id", "destination_conn_id")
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql"}
     ui_color = "#25d366"
@@ -189,9 +191,11 @@ class CheckWhatsappOperator(BaseOperator):
         self.shard_count = shard_count
         self.emit_asset = emit_asset
         if emit_asset:
-            if not destination_conn_id or self.destination_table is None or "{{" in self.destination_table:
+            if (not destination_conn_id or "{{" in destination_conn_id or self.destination_table is None
+                    or "{{" in self.destination_table):
                 raise ValueError(
-                    f"{self.task_id}: emit_asset needs destination_conn_id and a literal destination_table."
+                    f"{self.task_id}: emit_asset needs a literal destination_conn_id and destination_table (the "
+                    "asset is named when the DAG is parsed, before templates are rendered)."
                 )
             self.outlets = [*self.outlets, results_table_asset(destination_conn_id, self.destination_table)]
 
