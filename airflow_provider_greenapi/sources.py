@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_greenapi.errors import ConfigurationError, retry_can_fix
@@ -29,10 +29,10 @@ def numbers_from_value(value: object) -> Iterator[InputRow]:
 
 def numbers_from_query(
     open_cursor: Callable[[], Any], sql: str, phone_column: str | None = None, key_column: str | None = None,
-    chunk_size: int = 1000,
+    chunk_size: int = 1000, parameters: QueryParameters = None,
 ) -> Generator[InputRow, None, None]:
     """Inputs from the rows of ``sql``, fetched ``chunk_size`` rows at a time (:func:`batches_from_query`)."""
-    batches = batches_from_query(open_cursor, sql, phone_column, key_column, chunk_size)
+    batches = batches_from_query(open_cursor, sql, phone_column, key_column, chunk_size, parameters)
     try:
         for batch in batches:
             yield from batch
@@ -42,16 +42,17 @@ def numbers_from_query(
 
 def batches_from_query(
     open_cursor: Callable[[], Any], sql: str, phone_column: str | None = None, key_column: str | None = None,
-    chunk_size: int = 1000,
+    chunk_size: int = 1000, parameters: QueryParameters = None,
 ) -> Generator[list[InputRow], None, None]:
     """Inputs from the rows of ``sql``, a list per fetch of ``chunk_size`` rows. The query runs when the
     first batch is asked for, and its cursor is closed when the rows are exhausted (an open read would hold
     a SQLite file's lock). The phone number is ``phone_column`` (default: the first column); the source key
-    is ``key_column`` when given. Other columns are ignored; NULL numbers arrive as None (reported invalid)."""
+    is ``key_column`` when given. Other columns are ignored; NULL numbers arrive as None (reported invalid).
+    ``parameters`` are bound to the query's placeholders by the driver (:func:`execute`)."""
     cursor = open_cursor()
     try:
         try:
-            cursor.execute(sql)
+            execute(cursor, sql, parameters)
         except Exception as error:
             if retry_can_fix(error):
                 raise  # the source is down or busy: Airflow's retries apply
@@ -64,6 +65,18 @@ def batches_from_query(
         cursor.close()
 
 
+# A source query's parameters, as DB-API takes them: a sequence for positional placeholders, a mapping for named ones
+QueryParameters = Sequence[Any] | Mapping[str, Any] | None
+
+
+def execute(cursor: Any, sql: str, parameters: QueryParameters = None) -> None:
+    """``cursor.execute`` with the query's ``parameters`` when there are any (a driver may refuse None)."""
+    if parameters is None:
+        cursor.execute(sql)
+    else:
+        cursor.execute(sql, parameters)
+
+
 class ChangedRows:
     """The rows of a source query found new or changed in a database (the results table's
     ``changed_rows_sql``): the source's own, or the results' one holding a copy of the source.
@@ -72,11 +85,11 @@ class ChangedRows:
     set while the rows are read (a copy counts them as it makes itself)."""
 
     def __init__(self, rows: Iterator[InputRow], total: int | None, sql: str | None, key_column: str,
-                 compared_in: str = "The source's database") -> None:
+                 compared_in: str = "The source's database", parameters: QueryParameters = None) -> None:
         self._rows = rows
         self.total = total
         self._read = 0
-        self.sql, self.key_column = sql, key_column
+        self.sql, self.key_column, self.parameters = sql, key_column, parameters
         self.compared_in = compared_in  # where the rows were compared, for the run's log
 
     def __iter__(self) -> Iterator[InputRow]:
@@ -94,11 +107,11 @@ class ChangedRows:
             close()
 
 
-def count_rows(cursor: Any, sql: str) -> int | None:
+def count_rows(cursor: Any, sql: str, parameters: QueryParameters = None) -> int | None:
     """How many rows ``sql`` returns, asked of its database; None when the database cannot count it so (the
     query is then read as it is)."""
     try:
-        cursor.execute(f"SELECT COUNT(*) FROM ({sql.strip().rstrip(';').strip()}) src")
+        execute(cursor, f"SELECT COUNT(*) FROM ({sql.strip().rstrip(';').strip()}) src", parameters)
         return int(cursor.fetchone()[0])
     except Exception:
         return None

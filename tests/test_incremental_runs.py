@@ -305,3 +305,40 @@ def test_a_results_user_who_may_not_make_temporary_tables_gets_the_rows_compared
     assert (again["inputs"], again["unchanged"], again["quota_spent"]) == (len(SOURCE_ROWS), len(SOURCE_ROWS) - 1, 1)
     assert "could not be copied into a temporary table" in caplog.text and "permission denied" in caplog.text
     assert "holding a copy of the source" not in caplog.text
+
+
+@pytest.mark.parametrize("source", ["same database", "another database"])
+def test_a_parameterised_source_query_binds_its_parameters_wherever_it_runs(greenapi_conn, any_warehouse, emulator,
+                                                                            context, source, tmp_path, monkeypatch,
+                                                                            caplog):
+    """``parameters`` reach every statement the query runs in: the first read, the rerun's cut to the changed rows
+    (in the source's database, or a copy of it), its count, and the prune of keys the query no longer returns."""
+    source_db, source_conn_id = any_warehouse, "warehouse"
+    if source == "another database":
+        source_db = make_warehouse("sqlite", tmp_path, None, monkeypatch, conn_id="contacts_db")
+        source_conn_id = "contacts_db"
+    contacts_table(source_db, SOURCE_ROWS)
+    p = source_db.placeholder
+    kwargs = {"task_id": "check", "sql": f"SELECT contact_id, phone FROM contacts WHERE contact_id <= {p}",
+              "parameters": [10], "source_conn_id": source_conn_id, "phone_column": "phone",
+              "key_column": "contact_id", "destination_conn_id": "warehouse"}
+    first = CheckWhatsappOperator(**kwargs).execute(context)
+    assert first["inputs"] == 10
+    stored = sorted(int(r[0]) for r in any_warehouse.fetch_all("SELECT source_key FROM whatsapp_checks"))
+    assert stored == list(range(1, 11))
+    caplog.clear()
+    again = CheckWhatsappOperator(**kwargs).execute(context)
+    assert (again["inputs"], again["unchanged"], again["quota_spent"]) == (10, 10, 0)
+    engine = any_warehouse.dialect.engine
+    in_database = engine.diffs_in_database if source == "same database" else engine.copies_sources
+    assert ("found 10 of its rows stored as they are" in caplog.text) == in_database
+    pruned = CheckWhatsappOperator(**{**kwargs, "parameters": [7]}, prune_missing=True).execute(context)
+    assert (pruned["inputs"], pruned["pruned"], pruned["quota_spent"]) == (7, 3, 0)
+    stored = sorted(int(r[0]) for r in any_warehouse.fetch_all("SELECT source_key FROM whatsapp_checks"))
+    assert stored == list(range(1, 8))
+    assert set(checks_of(emulator).values()) == {1}
+
+
+def test_parameters_need_a_sql_source():
+    with pytest.raises(ValueError, match="parameters, phone_column and key_column only apply to a sql source"):
+        CheckWhatsappOperator(task_id="t", phone_numbers=["1"], parameters=[1])

@@ -72,8 +72,8 @@ class CheckWhatsappOperator(BaseOperator):
     parameter.
     """
 
-    template_fields: Sequence[str] = ("phone_numbers", "sql", "destination_table", "max_checks", "greenapi_conn_id",
-                                      "source_conn_id", "destination_conn_id")
+    template_fields: Sequence[str] = ("phone_numbers", "sql", "parameters", "destination_table", "max_checks",
+                                      "greenapi_conn_id", "source_conn_id", "destination_conn_id")
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql"}
     ui_color = "#25d366"
@@ -83,6 +83,7 @@ class CheckWhatsappOperator(BaseOperator):
         *,
         phone_numbers: Any = None,
         sql: str | None = None,
+        parameters: Sequence[Any] | Mapping[str, Any] | None = None,
         source_conn_id: str | None = None,
         phone_column: str | None = None,
         key_column: str | None = None,
@@ -123,9 +124,9 @@ class CheckWhatsappOperator(BaseOperator):
             )
         if sql is not None and not source_conn_id:
             raise ValueError(f"{self.task_id}: sql needs source_conn_id, the connection to run it on.")
-        if sql is None and (source_conn_id or phone_column or key_column):
+        if sql is None and (source_conn_id or phone_column or key_column or parameters is not None):
             raise ValueError(
-                f"{self.task_id}: source_conn_id, phone_column and key_column only apply to a sql source."
+                f"{self.task_id}: source_conn_id, parameters, phone_column and key_column only apply to a sql source."
             )
         if prune_missing and (not destination_conn_id or shard_index is not None or (sql and not key_column)):
             raise ValueError(
@@ -155,6 +156,7 @@ class CheckWhatsappOperator(BaseOperator):
         PhoneNumberNormalizer(default_region, _rules(number_rules))
         self.phone_numbers = phone_numbers
         self.sql = sql
+        self.parameters = parameters
         self.source_conn_id = source_conn_id
         self.phone_column = phone_column
         self.key_column = key_column
@@ -324,7 +326,7 @@ class CheckWhatsappOperator(BaseOperator):
         return source_inputs(stack, self.source_conn_id, self.sql, self.phone_column, self.key_column,
                              rows_per_chunk, destination,
                              changed_only=normalizer.settings if self.shard is None else None,
-                             prune_missing=self.prune_missing)
+                             prune_missing=self.prune_missing, parameters=self.parameters)
 
 
 def _tables(destination: str, usage: str, history: str) -> dict[str, str | None]:

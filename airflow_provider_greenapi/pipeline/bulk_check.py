@@ -212,7 +212,7 @@ class BulkChecker:
         owed numbers are taken: nothing is checked for them)."""
         pruned = None
         if isinstance(source, ChangedRows) and source.sql is not None:
-            pruned = self.store.prune_missing_in_database(source.sql, source.key_column)
+            pruned = self.store.prune_missing_in_database(source.sql, source.key_column, source.parameters)
         if pruned is None:
             if seen_keys is None:
                 raise RuntimeError("prune_missing: the source's keys were not collected")  # a wiring mistake

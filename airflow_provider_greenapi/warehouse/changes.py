@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from airflow_provider_greenapi.results import CheckStatus
+from airflow_provider_greenapi.sources import QueryParameters, execute
 from airflow_provider_greenapi.warehouse.results_table import KEY_LENGTHS, MAX_STORED_TEXT, PAGE_ROWS, ResultsTable
 from airflow_provider_greenapi.warehouse.storable import key_problem, storable_text
 
@@ -111,25 +111,25 @@ class SourceChanges(ResultsTable):
                 deleted += self._delete(f"source_key IN ({', '.join([self._p] * len(gone))})", gone)
         return deleted
 
-    def prune_missing_in_database(self, sql: str, key_column: str) -> int | None:
+    def prune_missing_in_database(self, sql: str, key_column: str, parameters: QueryParameters = None) -> int | None:
         """:meth:`prune_missing` as one statement, against ``sql``, a query of this database (None: it cannot be
-        asked so, as in :meth:`changed_rows_sql`)."""
+        asked so, as in :meth:`changed_rows_sql`); ``parameters``: ``sql``'s."""
         if not self.engine.diffs_in_database or not _PLAIN_NAME.fullmatch(key_column):
             return None
         query = sql.strip().rstrip(";").strip()
         key = self.engine.as_text(f"src.{key_column}", self.connection)
         return self._delete(
             f"source_key <> '' AND source_key NOT IN (SELECT {key} FROM ({query}) src WHERE src.{key_column} IS NOT "
-            "NULL)", [])
+            "NULL)", parameters)
 
-    def _delete(self, where: str, params: list[Any]) -> int:
+    def _delete(self, where: str, params: QueryParameters) -> int:
         """Delete the rows matching ``where``; how many (counted first: not every driver's rowcount says)."""
         cursor = self.connection.cursor()
         try:
-            cursor.execute(f"SELECT COUNT(*) FROM {self._table} WHERE {where}", params)
+            execute(cursor, f"SELECT COUNT(*) FROM {self._table} WHERE {where}", params)
             count = int(cursor.fetchone()[0])
             if count:
-                cursor.execute(f"DELETE FROM {self._table} WHERE {where}", params)
+                execute(cursor, f"DELETE FROM {self._table} WHERE {where}", params)
             return count
         finally:
             cursor.close()

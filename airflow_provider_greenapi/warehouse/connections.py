@@ -14,6 +14,7 @@ from typing import Any
 from airflow_provider_greenapi.sources import (
     ChangedRows,
     InputRow,
+    QueryParameters,
     batches_from_query,
     count_rows,
     numbers_from_query,
@@ -145,13 +146,15 @@ def in_memory_store(stack: ExitStack, table: str) -> ResultsStore:
 
 def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | None, key_column: str | None,
                   chunk_size: int, destination: tuple[str, ResultsStore] | None = None,
-                  changed_only: str | None = None, prune_missing: bool = False) -> Iterable[InputRow]:
+                  changed_only: str | None = None, prune_missing: bool = False,
+                  parameters: QueryParameters = None) -> Iterable[InputRow]:
     """The inputs of a source query, streamed in chunks of ``chunk_size`` rows. ``destination`` is the
     results' (conn id, store): an engine whose file a task may open once (SQLite) reads through the store's
     own connection when the source is the same connection. ``changed_only`` (the normaliser's fingerprint):
     only the source's rows not stored as they are reach staging (:class:`ChangedRows`), cut in the source's
     database when it is the results' one, else in the results' database from a copy of the source
-    (:func:`_changed_through_a_copy`; not when ``prune_missing`` needs every key of the source)."""
+    (:func:`_changed_through_a_copy`; not when ``prune_missing`` needs every key of the source). ``parameters``
+    are bound to ``sql``'s placeholders wherever it runs, the statements that wrap it included."""
     hook = get_db_hook(conn_id, "source")
     engine = engine_of(hook, conn_id)
     same_database = destination is not None and destination[0] == conn_id
@@ -166,18 +169,19 @@ def source_inputs(stack: ExitStack, conn_id: str, sql: str, phone_column: str | 
         changed_sql = None
         if store.holds_inputs_read_by(changed_only):
             changed_sql = store.changed_rows_sql(sql, phone_column, key_column, changed_only)
-        total = None if changed_sql is None else _count(open_cursor, connection, sql)
+        total = None if changed_sql is None else _count(open_cursor, connection, sql, parameters)
         if changed_sql is not None and total is not None:
-            rows = numbers_from_query(open_cursor, changed_sql, phone_column, key_column, chunk_size)
+            rows = numbers_from_query(open_cursor, changed_sql, phone_column, key_column, chunk_size, parameters)
             stack.callback(rows.close)
-            return ChangedRows(rows, total, sql, key_column)
+            return ChangedRows(rows, total, sql, key_column, parameters=parameters)
     if destination is not None and not same_database and changed_only and key_column and not prune_missing:
-        batches = batches_from_query(open_cursor, sql, phone_column, key_column, max(chunk_size, _COPY_BATCH))
+        batches = batches_from_query(open_cursor, sql, phone_column, key_column, max(chunk_size, _COPY_BATCH),
+                                     parameters)
         stack.callback(batches.close)
         copied = _changed_through_a_copy(stack, destination, batches, changed_only, chunk_size)
         if copied is not None:
             return copied
-    rows = numbers_from_query(open_cursor, sql, phone_column, key_column, chunk_size)
+    rows = numbers_from_query(open_cursor, sql, phone_column, key_column, chunk_size, parameters)
     stack.callback(rows.close)  # a run that stops mid-source closes the cursor before its connection
     return rows
 
@@ -258,10 +262,10 @@ def _drop_copy(engine: Engine, store: ResultsStore, connection: Any) -> None:
         connection.commit()
 
 
-def _count(open_cursor: Any, connection: Any, sql: str) -> int | None:
+def _count(open_cursor: Any, connection: Any, sql: str, parameters: QueryParameters) -> int | None:
     cursor = open_cursor()
     try:
-        total = count_rows(cursor, sql)
+        total = count_rows(cursor, sql, parameters)
     finally:
         cursor.close()
     if total is None:
