@@ -68,7 +68,7 @@ COLUMN_NAMES = tuple(c[0] for c in _COLUMNS)
 # replaced ``chat_id`` (left in place, no longer written; its ``…@lid`` values are copied over).
 # ``normalized_by`` (the normaliser's settings) is NULL in an older table's rows: each is read again once.
 _ADDED_COLUMNS = ("whatsapp_lid", "normalized_by")
-_KEY = ("phone_number",)
+_KEY = ("phone_number", "source_key")
 # (index name suffix, columns): a run's queue in number order; the stored inputs by source key
 _INDEXES = (("work_idx", ("staged_by", "phone_number", "queued_at")), ("key_idx", ("source_key",)))
 
