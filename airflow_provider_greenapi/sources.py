@@ -10,6 +10,16 @@ from airflow_provider_greenapi.errors import ConfigurationError, retry_can_fix
 from airflow_provider_greenapi.numbers.values import safe_str
 
 InputRow = tuple[object, str]  # (the raw phone number, the source key or "")
+# A source query's parameters, as DB-API takes them: a sequence for positional placeholders, a mapping for named ones
+QueryParameters = Sequence[Any] | Mapping[str, Any] | None
+
+
+def execute(cursor: Any, sql: str, parameters: QueryParameters = None) -> None:
+    """``cursor.execute`` with the query's ``parameters`` when there are any (a driver may refuse None)."""
+    if parameters is None:
+        cursor.execute(sql)
+    else:
+        cursor.execute(sql, parameters)
 
 
 def numbers_from_value(value: object) -> Iterator[InputRow]:
@@ -63,18 +73,6 @@ def batches_from_query(
         yield from _batches(cursor, phone_column, key_column, chunk_size)
     finally:
         cursor.close()
-
-
-# A source query's parameters, as DB-API takes them: a sequence for positional placeholders, a mapping for named ones
-QueryParameters = Sequence[Any] | Mapping[str, Any] | None
-
-
-def execute(cursor: Any, sql: str, parameters: QueryParameters = None) -> None:
-    """``cursor.execute`` with the query's ``parameters`` when there are any (a driver may refuse None)."""
-    if parameters is None:
-        cursor.execute(sql)
-    else:
-        cursor.execute(sql, parameters)
 
 
 class ChangedRows:

@@ -74,8 +74,8 @@ _INDEXES = (("work_idx", ("staged_by", "phone_number", "queued_at")), ("key_idx"
 
 
 class ResultsStore(SourceChanges, WorkQueue):
-    """The results table over one open DB-API connection (used from one thread). A ``temporary`` table lives
-    only for the task (its results go to the XCom): it has no ``destination_table``."""
+    """The results table: its schema and staging here, what changed and the work queue from its bases, all over
+    one connection (:class:`ResultsTable`)."""
 
     # --- schema ------------------------------------------------------------------------------------------
 
