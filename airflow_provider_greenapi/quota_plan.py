@@ -174,15 +174,17 @@ def parse_max_checks(value: object) -> int | str | None:
 @dataclass(frozen=True)
 class AutoBudget:
     """``max_checks="auto"`` for one run: its runs left (from the timetable) and the reserve; planned against
-    the ledger's count once the run reads it."""
+    the month's quota and count in the usage ledger (its :class:`MonthlyUsage`, the one owner of both) once
+    the run reads it."""
 
-    monthly_quota: int | None
     runs_left: RunsLeft
     reserve: QuotaReserve = QuotaReserve()
 
-    def check_ready(self, ledger_quota: int | None) -> None:
-        """ValueError, before anything is spent, when there is no quota to plan from."""
-        if self.monthly_quota is None or ledger_quota is None:
+    @staticmethod
+    def check_ready(monthly_quota: int | None) -> None:
+        """ValueError, before anything is spent, when there is no quota to plan from: ``monthly_quota`` is the
+        usage ledger's (None: no ledger, or none set on the GREEN-API connection)."""
+        if monthly_quota is None:
             raise ValueError(
                 "max_checks=\"auto\" plans the run from the month's quota, but none is known: set monthly_quota "
                 "in the GREEN-API connection's extra (the plan's checks a month, e.g. 30000 for Business) and give "
@@ -190,6 +192,10 @@ class AutoBudget:
                 "was checked."
             )
 
-    def plan(self, used: int, month: str) -> BudgetPlan:
-        assert self.monthly_quota is not None
-        return plan_budget(self.monthly_quota, used, self.runs_left, self.reserve, month)
+    def plan(self, monthly_quota: int, used: int, month: str) -> BudgetPlan:
+        return plan_budget(monthly_quota, used, self.runs_left, self.reserve, month)
+
+
+MaxChecks = int | AutoBudget | None
+"""A run's cap, parsed once (:func:`parse_max_checks`, then :meth:`AutoBudget` for ``"auto"``): a count of
+checks, ``auto``'s rule, or None for no cap."""

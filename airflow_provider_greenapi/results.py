@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_provider_greenapi.quota_plan import BudgetPlan
+
 
 class CheckStatus(str, enum.Enum):
     """The stored status of a number.
@@ -103,8 +105,8 @@ class RunSummary:
     monthly_used: int | None = None
     monthly_quota: int | None = None
     monthly_left: int | None = None
-    # max_checks="auto": the planned budget and how it was computed (quota_plan.BudgetPlan.to_dict())
-    budget: dict[str, Any] | None = None
+    # max_checks="auto": the planned budget and how it was computed (a dict in to_dict(), the XCom)
+    budget: BudgetPlan | None = None
     stopped_reason: str | None = None
     dry_run: bool = False
     instance_id: str | None = None
@@ -130,6 +132,7 @@ class RunSummary:
         """The counts, without per-number rows: small, and free of personal data."""
         data = asdict(self)
         data.pop("results")
+        data["budget"] = None if self.budget is None else self.budget.to_dict()
         return data
 
     def describe(self) -> str:
@@ -154,5 +157,5 @@ class RunSummary:
             quota += f", {self.monthly_left} of {self.monthly_quota} left this month"
         elif self.monthly_used is not None:
             quota += f", {self.monthly_used} used this month"
-        budget = f" Budget: {self.budget['explanation']}." if self.budget else ""
+        budget = f" Budget: {self.budget.explain()}." if self.budget else ""
         return "; ".join(parts) + f". {quota}.{budget}"

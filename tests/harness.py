@@ -1,4 +1,4 @@
-"""A BulkChecker wired as the operator wires it, over the emulator and a warehouse; used in-process by the
+"""A run wired as the operator wires it (pipeline/wiring.py), over the emulator and a warehouse; used in-process by the
 tests and as a separate process (``python -m tests.harness``) that a test can kill mid-run."""
 
 from __future__ import annotations
@@ -17,13 +17,23 @@ from typing import Any
 from airflow_provider_greenapi.client import CHECK_WHATSAPP, ClientSettings, GreenApiClient
 from airflow_provider_greenapi.emulator import NumbersRule
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
-from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
+from airflow_provider_greenapi.pipeline import CheckOptions
+from airflow_provider_greenapi.pipeline.wiring import wire_run
 from airflow_provider_greenapi.rate_limit import shared_limiter
-from airflow_provider_greenapi.warehouse import DEFAULT_USAGE_TABLE, Dialect, ResultsStore, UsageLedger, open_warehouse
-from airflow_provider_greenapi.warehouse.usage_history import UsageHistory
+from airflow_provider_greenapi.warehouse import Dialect, UsageLedger, open_warehouse
 from tests.conftest import ID_INSTANCE, TOKEN, Warehouse
 
 _RAW_DRIVER_ENGINES = ("sqlite", "postgres")
+
+
+class _OwnConnections:
+    """A test warehouse as a run's database (pipeline.wiring.RunDatabase): its own connections, the ledger's with
+    the harness's busy timeout."""
+
+    def __init__(self, warehouse: Warehouse, busy_timeout: float) -> None:
+        self.conn_id, self.dialect = warehouse.conn_id, warehouse.dialect
+        self.connect = warehouse.connect
+        self.connect_from_threads = functools.partial(warehouse.connect_from_threads, busy_timeout)
 
 
 class Harness:
@@ -45,35 +55,22 @@ class Harness:
         """One run over ``values`` (with their source ``keys``, default all ``""``); ``clock`` replaces the
         checker's (and the ledger's) clock of UTC datetimes; ``history`` keeps the usage history table too."""
         with ExitStack() as stack:
-            if self.warehouse.engine in _RAW_DRIVER_ENGINES:  # the test's own connections (busy timeouts)
-                store_connection = self.warehouse.connect()
-                stack.callback(store_connection.close)
-                store = ResultsStore(store_connection, self.warehouse.dialect, "whatsapp_checks")
-                ledger = UsageLedger(self.warehouse.connect_from_threads(self.busy_timeout), self.warehouse.dialect,
-                                     ID_INSTANCE, self.monthly_quota, **({"clock": clock} if clock else {}))
-                stack.callback(ledger.close)
-                history_connection = self.warehouse.connect_from_threads(self.busy_timeout) if history else None
-            else:  # as the operator opens them, through the warehouse layer
-                warehouse = open_warehouse(self.warehouse.conn_id)
-                store = warehouse.results_store(stack, "whatsapp_checks")
-                ledger = warehouse.usage_ledger(stack, ID_INSTANCE, self.monthly_quota, DEFAULT_USAGE_TABLE)
-                if clock is not None:
-                    ledger._clock = clock
-                history_connection = warehouse.connect() if history else None
-            if history_connection is not None:
-                stack.callback(history_connection.close)
-            client = GreenApiClient(self.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings), ledger=ledger)
-            stack.callback(client.close)
-            if self.unpaced_rate is not None:
-                shared_limiter(client.api_url, client.id_instance, CHECK_WHATSAPP, self.unpaced_rate)
-            checker = BulkChecker(client, store, PhoneNumberNormalizer(),
-                                  history=None if history_connection is None else
-                                  UsageHistory(history_connection, self.warehouse.dialect),
-                                  **({"context": context} if context is not None else {}),
-                                  options=CheckOptions(**{"state_poll_interval": 0.2, **options}),
-                                  **({"clock": clock} if clock is not None else {}))
+            # SQLite and PostgreSQL: the test's own connections (busy timeouts); the others as the operator opens
+            # them, through the warehouse layer
+            database = _OwnConnections(self.warehouse, self.busy_timeout) \
+                if self.warehouse.engine in _RAW_DRIVER_ENGINES else open_warehouse(self.warehouse.conn_id)
+            run = wire_run(stack, database, instance_id=ID_INSTANCE, monthly_quota=self.monthly_quota,
+                           make_client=self._client, normalizer=PhoneNumberNormalizer(),
+                           options=CheckOptions(**{"state_poll_interval": 0.2, **options}),
+                           context=context, history=history, clock=clock)
             keys = [""] * len(values) if keys is None else keys
-            return checker.run(list(zip(values, keys, strict=True)))
+            return run.run(list(zip(values, keys, strict=True)))
+
+    def _client(self, ledger: UsageLedger | None) -> GreenApiClient:
+        client = GreenApiClient(self.base_url, ID_INSTANCE, TOKEN, ClientSettings(**self.settings), ledger=ledger)
+        if self.unpaced_rate is not None:
+            shared_limiter(client.api_url, client.id_instance, CHECK_WHATSAPP, self.unpaced_rate)
+        return client
 
     def rows(self):
         """Every row of the results table: (phone_number, status, exists_whatsapp, queued_at, source_key)."""

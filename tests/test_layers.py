@@ -25,24 +25,38 @@ CORE_RUN = textwrap.dedent('''
 
     sys.meta_path.insert(0, NoAirflow())
 
+    from contextlib import ExitStack
+
     from airflow_provider_greenapi.client import GreenApiClient
     from airflow_provider_greenapi.emulator import EmulatedInstance, GreenApiEmulator
     from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
-    from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
+    from airflow_provider_greenapi.pipeline import CheckOptions
+    from airflow_provider_greenapi.pipeline.wiring import wire_run
     from airflow_provider_greenapi.settings import ClientSettings
-    from airflow_provider_greenapi.warehouse import Dialect, ResultsStore, UsageLedger
+    from airflow_provider_greenapi.warehouse import Dialect
 
-    database = sys.argv[1]
-    with GreenApiEmulator([EmulatedInstance("1101000001", "token-of-the-core-test", plan="business")]) as emulator:
-        ledger = UsageLedger(sqlite3.connect(database, check_same_thread=False), Dialect.SQLITE, "1101000001",
-                             monthly_quota=100)
-        client = GreenApiClient(emulator.base_url, "1101000001", "token-of-the-core-test",
-                                ClientSettings(requests_per_second=10), ledger=ledger)
-        store = ResultsStore(sqlite3.connect(database), Dialect.SQLITE, "whatsapp_checks")
-        checker = BulkChecker(client, store, PhoneNumberNormalizer(), options=CheckOptions(state_poll_interval=0.2))
-        summary = checker.run([("+7 900 123-45-67", "a"), ("79001234568", "b"), ("79001234567", "c"), ("junk", "d")])
-        ledger.close()
-        client.close()
+    class SqliteFile:  # a database of the core's own (pipeline.wiring.RunDatabase): no Airflow connection
+        conn_id, dialect = "local", Dialect.SQLITE
+
+        def __init__(self, path):
+            self.path = path
+
+        def connect(self):
+            return sqlite3.connect(self.path)
+
+        def connect_from_threads(self):
+            return sqlite3.connect(self.path, check_same_thread=False)
+
+    with ExitStack() as stack:
+        emulator = stack.enter_context(
+            GreenApiEmulator([EmulatedInstance("1101000001", "token-of-the-core-test", plan="business")]))
+        run = wire_run(stack, SqliteFile(sys.argv[1]), instance_id="1101000001", monthly_quota=100,
+                       make_client=lambda ledger: GreenApiClient(
+                           emulator.base_url, "1101000001", "token-of-the-core-test",
+                           ClientSettings(requests_per_second=10), ledger=ledger),
+                       normalizer=PhoneNumberNormalizer(), options=CheckOptions(state_poll_interval=0.2))
+        summary = run.run([("+7 900 123-45-67", "a"), ("79001234568", "b"), ("79001234567", "c"), ("junk", "d")])
+        store = run.store
         used = store.connection.execute("SELECT calls FROM greenapi_usage").fetchone()[0]
         print(json.dumps({**summary.to_dict(), "ledger_calls": used,
                           "airflow_loaded": any(m.split(".")[0] == "airflow" for m in sys.modules)}))

@@ -172,8 +172,9 @@ def test_a_long_staging_from_a_sqlite_source_in_the_same_file_keeps_its_heartbea
 
     from airflow_provider_greenapi.client import ClientSettings, GreenApiClient
     from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
-    from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
-    from airflow_provider_greenapi.warehouse import DEFAULT_USAGE_TABLE, open_warehouse, source_inputs
+    from airflow_provider_greenapi.pipeline import CheckOptions
+    from airflow_provider_greenapi.pipeline.wiring import wire_run
+    from airflow_provider_greenapi.warehouse import open_warehouse
 
     path = tmp_path / "warehouse.db"
     with sqlite3.connect(path) as seed:
@@ -181,20 +182,14 @@ def test_a_long_staging_from_a_sqlite_source_in_the_same_file_keeps_its_heartbea
         seed.executemany("INSERT INTO contacts VALUES (?, ?)", ((i, f"+7 901 {i:07d}") for i in range(50_000)))
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)}))
     with ExitStack() as stack:
-        warehouse = open_warehouse("warehouse")
-        store = warehouse.results_store(stack, "whatsapp_checks")
-        ledger = warehouse.usage_ledger(stack, ID_INSTANCE, None, DEFAULT_USAGE_TABLE)
-        history_connection = warehouse.connect()
-        stack.callback(history_connection.close)
-        client = GreenApiClient(emulator.base_url, ID_INSTANCE, TOKEN, ClientSettings(retry_backoff=0.01),
-                                ledger=ledger)
-        stack.callback(client.close)
-        inputs = source_inputs(stack, "warehouse", "SELECT contact_id, phone FROM contacts", "phone", "contact_id",
-                               100, ("warehouse", store))
-        checker = BulkChecker(client, store, PhoneNumberNormalizer(),
-                              history=UsageHistory(history_connection, warehouse.dialect),
-                              options=CheckOptions(max_checks=0, chunk_size=100, commit_interval=0.05))
-        summary = checker.run(inputs)
+        run = wire_run(stack, open_warehouse("warehouse"), instance_id=ID_INSTANCE, monthly_quota=None,
+                       make_client=lambda ledger: GreenApiClient(emulator.base_url, ID_INSTANCE, TOKEN,
+                                                                 ClientSettings(retry_backoff=0.01), ledger=ledger),
+                       normalizer=PhoneNumberNormalizer(),
+                       options=CheckOptions(max_checks=0, chunk_size=100, commit_interval=0.05))
+        inputs = run.query_inputs(stack, "warehouse", "SELECT contact_id, phone FROM contacts", "phone",
+                                  "contact_id", changed_only=None)
+        summary = run.run(inputs)
     assert (summary.inputs, summary.pending) == (50_000, 50_000)
     with sqlite3.connect(path) as check:
         rows = check.execute("SELECT state, updated_at > started_at FROM greenapi_usage_runs").fetchall()

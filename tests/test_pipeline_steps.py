@@ -37,10 +37,19 @@ def usage(calls: int, quota: int | None) -> MonthlyUsage:
     (40, usage(95, None), None, 40, "the queue"),  # no quota on the connection: the ledger only counts
 ])
 def test_the_budget_is_the_tightest_limit(queued, reading, max_checks, numbers, limit):
-    budget = plan_run_budget(queued, reading, max_checks, None)
+    budget = plan_run_budget(queued, reading, max_checks)
     assert (budget.numbers, budget.limit) == (numbers, limit)
     assert budget.target == min(numbers, queued)
     assert budget.cuts_queue == (numbers < queued)
+
+
+def test_auto_plans_from_the_quota_and_count_the_ledger_reads():
+    from airflow_provider_greenapi.quota_plan import AutoBudget, RunsLeft
+
+    usage = MonthlyUsage(ID_INSTANCE, "2026-12", calls=100, quota=1_000)
+    budget = plan_run_budget(500, usage, AutoBudget(RunsLeft(3, "t")))
+    assert budget.numbers == (1_000 - 100) // 3 and budget.limit == "run budget reached (max_checks=auto: 300)"
+    assert budget.plan is not None and (budget.plan.monthly_quota, budget.plan.used) == (1_000, 100)
 
 
 class PagedStore:
@@ -143,3 +152,13 @@ def test_a_run_without_chunk_size_stages_the_engines_chunk_and_keeps_one_given(d
     assert BulkChecker(client, store, PhoneNumberNormalizer(), options=CheckOptions(chunk_size=3)).chunk_size == 3
     with pytest.raises(ValueError, match="chunk_size must be at least 1"):
         CheckOptions(chunk_size=0)
+
+
+def test_a_checker_refuses_a_client_that_counts_its_calls_in_another_ledger(mocker):
+    """The run reads the month from the ledger it is given; a client counting elsewhere would spend unseen."""
+    from airflow_provider_greenapi.pipeline.bulk_check import BulkChecker
+    from airflow_provider_greenapi.warehouse import ResultsStore
+
+    client = mocker.Mock(ledger=mocker.sentinel.other_ledger, id_instance="1101")
+    with pytest.raises(ValueError, match="the client must count its calls in the ledger the run reads"):
+        BulkChecker(client, ResultsStore(None, Dialect.SQLITE, "whatsapp_checks"), PhoneNumberNormalizer())

@@ -152,7 +152,7 @@ def test_a_bad_max_checks_is_refused(value):
 
 def test_auto_without_a_monthly_quota_says_what_to_set():
     with pytest.raises(ValueError, match="set monthly_quota in the GREEN-API connection"):
-        AutoBudget(None, RunsLeft(1, "t")).check_ready(None)
+        AutoBudget.check_ready(None)
 
 
 # --- through the emulator --------------------------------------------------------------------------------
@@ -193,7 +193,8 @@ def test_each_shard_plans_on_its_own_instances_ledger(warehouse):
         ledger.ensure_table()
         ledger.record_reported(spent, None)  # the count of earlier runs this month
         left = runs_left(timetable("@daily"), "scheduled", utc(2026, 12, 21), utc(2026, 12, 21, 0, 5))
-        plans[instance] = AutoBudget(QUOTA, left).plan(ledger.usage().calls, "2026-12")
+        usage = ledger.usage()  # the one owner of the quota and the month's count
+        plans[instance] = AutoBudget(left).plan(usage.quota, usage.calls, usage.month)
     connection.close()
     assert plans["1101000001"].budget == (QUOTA - 3_000) // 11
     assert plans["1101000002"].budget == (QUOTA - 27_000) // 11
@@ -213,12 +214,12 @@ def test_a_month_of_daily_auto_runs_never_crosses_the_quota_and_spends_it(emulat
     for day in range(1, 32):
         run_after = utc(2026, 12, day)
         now = run_after + timedelta(minutes=2)
-        auto = AutoBudget(quota, runs_left(tt, "scheduled", run_after, now), QuotaReserve.parse(reserve))
-        summary = harness.run(contacts, clock=lambda now=now: now, auto_budget=auto, history=True)
-        assert summary.budget is not None and summary.budget["runs_left"] == 32 - day
-        budgets.append(summary.budget["budget"])
+        auto = AutoBudget(runs_left(tt, "scheduled", run_after, now), QuotaReserve.parse(reserve))
+        summary = harness.run(contacts, clock=lambda now=now: now, max_checks=auto, history=True)
+        assert summary.budget is not None and summary.budget.runs_left == 32 - day
+        budgets.append(summary.budget.budget)
         spent += summary.quota_spent
-        assert summary.quota_spent <= summary.budget["budget"]
+        assert summary.quota_spent <= summary.budget.budget
         assert harness.ledger_calls() == spent <= quota
     kept = reserve
     assert quota - kept - spent <= budgets[-2]  # at most one run's budget left unused (here: none)

@@ -363,13 +363,14 @@ def test_sharded_checkers_in_parallel_on_one_postgres(pg):
     def check(i: int):
         instance, token = INSTANCES[i]
         store_connection, ledger_connection = pg.connect(), pg.connect()
+        ledger = UsageLedger(ledger_connection, Dialect.POSTGRES, instance, monthly_quota=30_000)
         client = GreenApiClient(emu.base_url, instance, token,
                                 ClientSettings(requests_per_second=10, max_in_flight=4, retry_backoff=0.01),
-                                ledger=UsageLedger(ledger_connection, Dialect.POSTGRES, instance, monthly_quota=30_000))
+                                ledger=ledger)
         try:
             checker = BulkChecker(
                 client, ResultsStore(store_connection, Dialect.POSTGRES, "whatsapp_checks"), PhoneNumberNormalizer(),
-                options=CheckOptions(shard=Shard(i, 4), chunk_size=25, commit_interval=0.2),
+                ledger=ledger, options=CheckOptions(shard=Shard(i, 4), chunk_size=25, commit_interval=0.2),
             )
             return checker.run((v, "") for v in values)
         finally:

@@ -95,7 +95,7 @@ def test_a_run_not_heard_from_reads_interrupted_and_a_later_run_writes_it_so(war
     assert states == {"token-killed": "interrupted", "token-live": "running"}
     live._write("running")  # its heartbeat
     later = start_recording(history, "1101000001", RunContext("token-next", "1101000001", "contacts", "r3"),
-                            clock, 3600, None)
+                            clock, 3600)
     assert later is not None
     far_later = clock.now + timedelta(days=1)  # what is written, not what a reader makes of it
     states = {r.run_token: r.state for r in history.month_rows("2026-12", now=clock.now - timedelta(days=1))}

@@ -13,26 +13,21 @@ from airflow_provider_greenapi.errors import BulkCheckStopped, WarehouseTimeoutE
 from airflow_provider_greenapi.hooks.greenapi import GreenApiHook
 from airflow_provider_greenapi.numbers import NumberRule, PhoneNumberNormalizer
 from airflow_provider_greenapi.operators.runs_left import runs_left_for
-from airflow_provider_greenapi.pipeline import BulkChecker, CheckOptions
-from airflow_provider_greenapi.quota_plan import AUTO, AutoBudget, QuotaReserve, parse_max_checks
+from airflow_provider_greenapi.pipeline import CheckOptions
+from airflow_provider_greenapi.pipeline.wiring import DEFAULT_DESTINATION_TABLE, RunTables, WiredRun, wire_run
+from airflow_provider_greenapi.quota_plan import AUTO, AutoBudget, MaxChecks, QuotaReserve, parse_max_checks
 from airflow_provider_greenapi.results import Freshness, RunContext
 from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.sources import InputRow, numbers_from_value
 from airflow_provider_greenapi.warehouse import (
     DEFAULT_USAGE_TABLE,
-    ResultsStore,
-    UsageLedger,
     Warehouse,
-    check_distinct_tables,
     check_table_name,
-    in_memory_store,
     open_warehouse,
-    source_inputs,
     task_lineage,
 )
-from airflow_provider_greenapi.warehouse.usage_history import DEFAULT_HISTORY_TABLE, UsageHistory
+from airflow_provider_greenapi.warehouse.usage_history import DEFAULT_HISTORY_TABLE
 
-DEFAULT_DESTINATION_TABLE = "whatsapp_checks"
 DEFAULT_STATEMENT_TIMEOUT = timedelta(minutes=5)  # far above any statement of a healthy run (a chunk's write)
 RESULTS_XCOM_KEY = "results"  # per-number rows, pushed only when there is no destination table
 
@@ -144,8 +139,8 @@ class CheckWhatsappOperator(BaseOperator):
                 check_table_name(name)
         if destination_conn_id and not any("{{" in (n or "") for n in (destination_table, usage_table,
                                                                           usage_history_table)):
-            check_distinct_tables(_tables(destination_table or DEFAULT_DESTINATION_TABLE, usage_table,
-                                          usage_history_table))  # a templated name is checked once rendered
+            RunTables(destination_table or DEFAULT_DESTINATION_TABLE, usage_table,
+                      usage_history_table).check()  # a templated name is checked once rendered
         try:
             if not (isinstance(max_checks, str) and "{{" in max_checks):
                 parse_max_checks(max_checks)  # a templated value is checked once rendered
@@ -230,21 +225,20 @@ class CheckWhatsappOperator(BaseOperator):
             )
         hook = GreenApiHook(self.greenapi_conn_id)
         normalizer = PhoneNumberNormalizer(self.default_region, _rules(self.number_rules))
-        max_checks = parse_max_checks(self.max_checks)  # rendered: "auto" may come from a template
-        auto = None
-        if max_checks == AUTO:
+        max_checks: MaxChecks = None
+        parsed = parse_max_checks(self.max_checks)  # rendered: "auto" may come from a template
+        if parsed == AUTO:
             if not self.destination_conn_id:
                 raise ValueError(
                     f"{self.task_id}: max_checks=\"auto\" needs destination_conn_id: the usage ledger that counts the "
                     "month's checks lives in the warehouse. Nothing was checked."
                 )
-            auto = AutoBudget(hook.monthly_quota, runs_left_for(context, datetime.now(timezone.utc)),
-                              self.quota_reserve)
-            auto.check_ready(hook.monthly_quota)
+            max_checks = AutoBudget(runs_left_for(context, datetime.now(timezone.utc)), self.quota_reserve)
+        elif isinstance(parsed, int):
+            max_checks = parsed
         options = CheckOptions(
             freshness=Freshness(self.max_age, self.max_age_not_exists),
-            max_checks=max_checks if isinstance(max_checks, int) else None,
-            auto_budget=auto,
+            max_checks=max_checks,
             dry_run=self.dry_run_mode,
             chunk_size=self.chunk_size,
             results_limit=None if self.destination_conn_id else self.max_xcom_results,
@@ -254,21 +248,20 @@ class CheckWhatsappOperator(BaseOperator):
             prune_missing=self.prune_missing,
         )
         dag_run = context.get("dag_run")
+        run_context = RunContext(token=uuid.uuid4().hex, instance_id=hook.id_instance, dag_id=self.dag_id,
+                                 run_id=getattr(dag_run, "run_id", None))
         with ExitStack() as stack:
-            store, ledger, history = self._open_store(stack, hook)
-            client = hook.get_client(requests_per_second=self.requests_per_second, max_in_flight=self.max_in_flight,
-                                     ledger=ledger)  # every checkWhatsapp call is counted in it before it is sent
-            stack.callback(client.close)
-            run_context = RunContext(
-                token=uuid.uuid4().hex,
-                instance_id=hook.id_instance,
-                dag_id=self.dag_id,
-                run_id=getattr(dag_run, "run_id", None),
+            run = wire_run(
+                stack, self._open_warehouse(), instance_id=hook.id_instance, monthly_quota=hook.monthly_quota,
+                make_client=lambda ledger: hook.get_client(  # it counts every checkWhatsapp call before sending it
+                    requests_per_second=self.requests_per_second, max_in_flight=self.max_in_flight, ledger=ledger),
+                normalizer=normalizer, options=options, context=run_context,
+                tables=RunTables(self.destination_table or DEFAULT_DESTINATION_TABLE, self.usage_table,
+                                 self.usage_history_table),
             )
-            checker = BulkChecker(client, store, normalizer, history=history, options=options, context=run_context)
-            inputs = self._inputs(stack, store, normalizer, options.rows_per_chunk(store.engine))
+            inputs = self._inputs(stack, run, normalizer)
             try:
-                summary = checker.run(inputs)
+                summary = run.run(inputs)
             except BulkCheckStopped as stopped:
                 context["ti"].xcom_push(key="summary", value=stopped.summary.to_dict())
                 raise
@@ -293,27 +286,15 @@ class CheckWhatsappOperator(BaseOperator):
         results table (warehouse/lineage.py). OpenLineage is optional: without it this returns None."""
         return task_lineage(self.sql, self.source_conn_id, self.destination_conn_id, self.destination_table)
 
-    def _open_store(self, stack: ExitStack, hook: GreenApiHook
-                    ) -> tuple[ResultsStore, UsageLedger | None, UsageHistory | None]:
+    def _open_warehouse(self) -> Warehouse | None:
+        """The destination warehouse (None: results go to the XCom), kept for execute()'s timeout message."""
         if not self.destination_conn_id:
-            if hook.monthly_quota is not None:
-                self.log.warning(
-                    "monthly_quota is set on %r but there is no destination_conn_id to keep the usage ledger "
-                    "in: the quota is not enforced.", self.greenapi_conn_id,
-                )
-            return in_memory_store(stack, DEFAULT_DESTINATION_TABLE), None, None
-        assert self.destination_table is not None
-        check_distinct_tables(_tables(self.destination_table, self.usage_table, self.usage_history_table))
+            return None
         timeout = None if self.statement_timeout is None else self.statement_timeout.total_seconds()
-        warehouse = self._warehouse = open_warehouse(self.destination_conn_id, statement_timeout=timeout)
-        store = warehouse.results_store(stack, self.destination_table)
-        ledger = warehouse.usage_ledger(stack, hook.id_instance, hook.monthly_quota, self.usage_table)
-        connection = warehouse.connect()  # its own: the history is written from the recorder's thread
-        stack.callback(connection.close)
-        return store, ledger, UsageHistory(connection, warehouse.dialect, self.usage_history_table)
+        self._warehouse = open_warehouse(self.destination_conn_id, statement_timeout=timeout)
+        return self._warehouse
 
-    def _inputs(self, stack: ExitStack, store: ResultsStore, normalizer: PhoneNumberNormalizer,
-                rows_per_chunk: int) -> Iterable[InputRow]:
+    def _inputs(self, stack: ExitStack, run: WiredRun, normalizer: PhoneNumberNormalizer) -> Iterable[InputRow]:
         if self.sql is None:
             if self.prune_missing and not isinstance(self.phone_numbers, Mapping):
                 raise ValueError(
@@ -322,15 +303,9 @@ class CheckWhatsappOperator(BaseOperator):
                 )
             return numbers_from_value(self.phone_numbers)
         assert self.source_conn_id is not None
-        destination = (self.destination_conn_id, store) if self.destination_conn_id else None
-        return source_inputs(stack, self.source_conn_id, self.sql, self.phone_column, self.key_column,
-                             rows_per_chunk, destination,
-                             changed_only=normalizer.settings if self.shard is None else None,
-                             prune_missing=self.prune_missing, parameters=self.parameters)
-
-
-def _tables(destination: str, usage: str, history: str) -> dict[str, str | None]:
-    return {"destination_table": destination, "usage_table": usage, "usage_history_table": history}
+        return run.query_inputs(stack, self.source_conn_id, self.sql, self.phone_column, self.key_column,
+                                changed_only=normalizer.settings if self.shard is None else None,
+                                prune_missing=self.prune_missing, parameters=self.parameters)
 
 
 def _rules(rules: Sequence[NumberRule | str] | None) -> list[NumberRule] | None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from airflow_provider_greenapi.quota_plan import AutoBudget
+from airflow_provider_greenapi.quota_plan import AutoBudget, BudgetPlan, MaxChecks
 from airflow_provider_greenapi.warehouse import MonthlyUsage
 
 log = logging.getLogger(__name__)
@@ -16,12 +15,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RunBudget:
     """``numbers``: the most numbers this run may send; ``limit``: what sets that figure; ``queued``: the
-    numbers waiting; ``plan``: ``auto``'s plan (quota_plan.BudgetPlan.to_dict()), None otherwise."""
+    numbers waiting; ``plan``: ``auto``'s plan, None otherwise."""
 
     numbers: int
     limit: str
     queued: int
-    plan: dict[str, Any] | None = None
+    plan: BudgetPlan | None = None
 
     @property
     def target(self) -> int:
@@ -34,19 +33,20 @@ class RunBudget:
         return self.numbers < self.queued
 
 
-def plan_run_budget(queued: int, usage: MonthlyUsage | None, max_checks: int | None,
-                    auto_budget: AutoBudget | None) -> RunBudget:
+def plan_run_budget(queued: int, usage: MonthlyUsage | None, max_checks: MaxChecks) -> RunBudget:
     """The budget of a run with ``queued`` numbers waiting; ``usage`` is the ledger's reading (None: no ledger)."""
     budget, limit, plan = queued, "the queue", None
-    name = f"max_checks={max_checks}"
-    if auto_budget is not None:
-        assert usage is not None  # AutoBudget.check_ready: auto needs the ledger
-        planned = auto_budget.plan(usage.calls, usage.month)
-        plan = planned.to_dict()
-        log.info("Budget of this run: %s.", planned.explain())
-        max_checks, name = planned.budget, f"max_checks=auto: {planned.budget}"
-    if max_checks is not None and max_checks < queued:
-        budget, limit = max_checks, f"run budget reached ({name})"
+    cap, name = None, f"max_checks={max_checks}"
+    if isinstance(max_checks, AutoBudget):
+        if usage is None or usage.quota is None:  # AutoBudget.check_ready refuses such a run before it stages
+            raise RuntimeError("max_checks=auto reached the budget without the usage ledger's quota")
+        plan = max_checks.plan(usage.quota, usage.calls, usage.month)
+        log.info("Budget of this run: %s.", plan.explain())
+        cap, name = plan.budget, f"max_checks=auto: {plan.budget}"
+    elif max_checks is not None:
+        cap = max_checks
+    if cap is not None and cap < queued:
+        budget, limit = cap, f"run budget reached ({name})"
     if usage is not None and usage.left is not None and usage.left < budget:
         log.warning(
             "Only %d checkWhatsapp calls are left this month (%d of %d used): checking %d of %d numbers.",

@@ -26,6 +26,7 @@ from airflow_provider_greenapi.pipeline.options import CheckOptions
 from airflow_provider_greenapi.pipeline.run_queue import RunQueue
 from airflow_provider_greenapi.pipeline.staging import stage_inputs
 from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
+from airflow_provider_greenapi.quota_plan import AutoBudget
 from airflow_provider_greenapi.results import RunContext, RunSummary
 from airflow_provider_greenapi.sources import ChangedRows, start_reading
 from airflow_provider_greenapi.warehouse import MonthlyUsage, ResultsStore, UsageLedger
@@ -50,9 +51,10 @@ def _utc_now() -> datetime:
 
 
 class BulkChecker:
-    """Checks numbers on one GREEN-API instance into one results table. ``client`` carries the usage ledger
-    (``GreenApiClient(..., ledger=...)``), which this reads for the month's usage; ``history`` keeps the usage
-    history table up to date while the run sends."""
+    """Checks numbers on one GREEN-API instance into one results table. ``ledger`` is the usage ledger the
+    ``client`` counts its calls in (``GreenApiClient(..., ledger=...)``): this reads it for the month's usage
+    and quota. ``history`` keeps the usage history table up to date while the run sends. pipeline/wiring.py
+    builds all of them for one run."""
 
     def __init__(
         self,
@@ -60,15 +62,17 @@ class BulkChecker:
         store: ResultsStore,
         normalizer: PhoneNumberNormalizer,
         *,
+        ledger: UsageLedger | None = None,
         history: UsageHistory | None = None,
         options: CheckOptions | None = None,
         context: RunContext | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        if client.ledger is not None and not isinstance(client.ledger, UsageLedger):
-            raise TypeError(f"the client's ledger must be a UsageLedger, got {type(client.ledger).__name__}")
+        if client.ledger is not ledger:
+            raise ValueError("the client must count its calls in the ledger the run reads: build it with "
+                             "GreenApiClient(..., ledger=ledger) for the same ledger (pipeline/wiring.py does)")
         self.client = client
-        self.ledger: UsageLedger | None = client.ledger
+        self.ledger = ledger
         self.store = store
         self.normalizer = normalizer
         self.history = history
@@ -84,8 +88,8 @@ class BulkChecker:
         started = time.monotonic()
         summary = RunSummary(dry_run=self.options.dry_run, instance_id=self.client.id_instance,
                              destination_table=self.store.destination_table)
-        if self.options.auto_budget is not None:
-            self.options.auto_budget.check_ready(self.ledger.monthly_quota if self.ledger else None)
+        if isinstance(self.options.max_checks, AutoBudget):
+            AutoBudget.check_ready(self.ledger.monthly_quota if self.ledger else None)
         self._require_usable_instance(summary, started)
         usage = None
         if self.ledger is not None:
@@ -136,8 +140,8 @@ class BulkChecker:
                 beating = recorder.beating_from(self.store.connection)  # type: ignore[assignment]
             with beating as beat:
                 budget = self._stage(inputs, summary, usage, source, beat)
-            if recorder is not None and summary.budget:
-                recorder.note_budget(summary.budget.get("budget"), summary.budget.get("explanation"))
+            if recorder is not None and summary.budget is not None:
+                recorder.note_budget(summary.budget.budget, summary.budget.explain())
             return None if self.options.dry_run else self._dispatch(budget, summary)
         finally:
             if self.options.dry_run:
@@ -190,7 +194,7 @@ class BulkChecker:
         distinct, queued = self.store.count_staged(self.context.token)
         summary.distinct_numbers, summary.fresh, summary.pending = distinct, distinct - queued, queued
         summary.carried_over = distinct - named
-        budget = plan_run_budget(queued, usage, options.max_checks, options.auto_budget)
+        budget = plan_run_budget(queued, usage, options.max_checks)
         summary.budget = budget.plan
         if options.shard is not None:
             log.info("This task is %s: %d inputs belong to other shards (checked by their own tasks).",
@@ -303,7 +307,7 @@ class BulkChecker:
         if self.ledger is not None:  # the ledger books the calls: the rows are written on its connection
             history = history.sharing(self.ledger.connection, self.ledger.lock)
         recorder = start_recording(history, self.client.id_instance, self.context, self.clock,
-                                   self.options.commit_interval, summary.budget, WAITING)
+                                   self.options.commit_interval, WAITING)
         if recorder is not None and self.ledger is not None:
             self.ledger.book_on(recorder.book)
         return recorder

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from airflow_provider_greenapi.quota_plan import AutoBudget
+from airflow_provider_greenapi.quota_plan import AutoBudget, MaxChecks, parse_max_checks
 from airflow_provider_greenapi.results import Freshness
 from airflow_provider_greenapi.sharding import Shard
 from airflow_provider_greenapi.warehouse import Engine
@@ -13,15 +13,15 @@ from airflow_provider_greenapi.warehouse import Engine
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run; ``auto_budget``
-    plans that cap from the month's quota instead (quota_plan.py); ``shard`` keeps only this task's share of the
-    input (see sharding.py); ``wait_for_other_runs`` bounds how long the run waits for another run sending on the
-same instance (one run sends per instance at a time, through the usage history table) before it stops;
-    ``prune_missing`` deletes the result rows of source keys that the source, read whole, no longer returns."""
+    """Knobs of one run. ``max_checks`` caps the numbers sent to checkWhatsapp in this run: a count, or
+    :class:`AutoBudget` (``max_checks="auto"``: planned from the month's quota, quota_plan.py); ``shard`` keeps
+    only this task's share of the input (see sharding.py); ``wait_for_other_runs`` bounds how long the run waits
+    for another run sending on the same instance (one run sends per instance at a time, through the usage history
+    table) before it stops; ``prune_missing`` deletes the result rows of source keys that the source, read
+    whole, no longer returns."""
 
     freshness: Freshness = field(default_factory=Freshness)
-    max_checks: int | None = None
-    auto_budget: AutoBudget | None = None
+    max_checks: MaxChecks = None
     dry_run: bool = False
     chunk_size: int | None = None  # None: the results engine's staging_rows (Engine.staging_rows)
     commit_interval: float = 5.0
@@ -34,10 +34,8 @@ same instance (one run sends per instance at a time, through the usage history t
     prune_missing: bool = False  # delete the results of source keys the (whole) source no longer has
 
     def __post_init__(self) -> None:
-        if self.max_checks is not None and self.max_checks < 0:
-            raise ValueError(f"max_checks must be 0 or more, got {self.max_checks!r}")
-        if self.max_checks is not None and self.auto_budget is not None:
-            raise ValueError("give max_checks or auto_budget, not both")
+        if not isinstance(self.max_checks, AutoBudget):
+            parse_max_checks(self.max_checks)  # the one rule for a count: ValueError unless 0 or more
         if self.wait_for_other_runs < timedelta(0):
             raise ValueError(f"wait_for_other_runs must be 0 or more, got {self.wait_for_other_runs!r}")
         if self.chunk_size is not None and self.chunk_size < 1:

@@ -21,7 +21,6 @@ from airflow_provider_greenapi.sources import (
 )
 from airflow_provider_greenapi.warehouse.changes import COPY_COLUMNS, COPY_TABLE, copied_inputs
 from airflow_provider_greenapi.warehouse.engine import Dialect, Engine, engine_names
-from airflow_provider_greenapi.warehouse.ledger import UsageLedger
 from airflow_provider_greenapi.warehouse.store import ResultsStore
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ def dialect_of(hook: Any, conn_id: str) -> Dialect:
 
 @dataclass
 class Warehouse:
-    """A results warehouse: an Airflow connection id, its hook and its engine."""
+    """A results warehouse: an Airflow connection id, its hook and its engine (a pipeline.wiring.RunDatabase)."""
 
     conn_id: str
     hook: Any
@@ -120,16 +119,9 @@ class Warehouse:
             error = error.__cause__ or error.__context__
         return False
 
-    def results_store(self, stack: ExitStack, table: str) -> ResultsStore:
-        connection = self.connect()
-        stack.callback(connection.close)
-        return ResultsStore(connection, self.dialect, table)
-
-    def usage_ledger(self, stack: ExitStack, instance_id: str, monthly_quota: int | None, table: str) -> UsageLedger:
-        """The ledger, on its own connection (shared by the checker's threads), closed with ``stack``."""
-        ledger = UsageLedger(self.connect(), self.dialect, instance_id, monthly_quota, table)
-        stack.callback(ledger.close)
-        return ledger
+    def connect_from_threads(self) -> Any:
+        """A connection the checker's threads share (the usage ledger's): every engine's connections allow it."""
+        return self.connect()
 
 
 def open_warehouse(conn_id: str, role: str = "destination", statement_timeout: float | None = None) -> Warehouse:

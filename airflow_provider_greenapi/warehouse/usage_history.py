@@ -389,8 +389,9 @@ class UsageRecorder:
 
 
 def start_recording(history: UsageHistory, instance_id: str, context: RunContext, clock: Callable[[], datetime],
-                    interval: float, budget: dict[str, Any] | None, state: str = RUNNING) -> UsageRecorder | None:
-    """A started recorder of one run (``budget``: what ``auto`` planned; ``state``: its first state), or None
+                    interval: float, state: str = RUNNING) -> UsageRecorder | None:
+    """A started recorder of one run (``state``: its first state; what ``auto`` plans comes later, after
+    staging: :meth:`UsageRecorder.note_budget`), or None
     when the history table cannot be made: the run goes on without it. The instance's runs killed earlier are
     marked ``interrupted`` first."""
     try:
@@ -400,6 +401,5 @@ def start_recording(history: UsageHistory, instance_id: str, context: RunContext
         log.warning("No usage history for this run: the table %s cannot be created (%s).", history.table_name, error)
         return None
     recorder = UsageRecorder(history, instance_id, context.token, context.dag_id, context.run_id, clock, interval)
-    plan = budget or {}
-    recorder.start(plan.get("budget"), plan.get("explanation"), state)
+    recorder.start(state=state)
     return recorder
