@@ -12,7 +12,7 @@ from airflow_provider_greenapi.client import GreenApiClient
 from airflow_provider_greenapi.errors import GreenApiQuotaExceededError
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.pipeline.budget import plan_run_budget
-from airflow_provider_greenapi.pipeline.dispatch import Dispatcher
+from airflow_provider_greenapi.pipeline.dispatch import DispatchEnd, Dispatcher
 from airflow_provider_greenapi.pipeline.run_queue import RunQueue
 from airflow_provider_greenapi.pipeline.storing import OutcomeWriter
 from airflow_provider_greenapi.results import CheckOutcome, CheckStatus, RunContext
@@ -124,6 +124,9 @@ def test_the_dispatcher_takes_numbers_and_gives_outcomes(emulator):
     assert all(o.status in (CheckStatus.EXISTS, CheckStatus.NOT_EXISTS) for o in outcomes)
     assert (dispatcher.sent, dispatcher.failure, client.calls_spent) == (4, None, 4)
     assert emulator.requested_numbers(ID_INSTANCE) == {n: 1 for n in numbers[:4]}
+    # why it ended: by itself; with its limit set below the queue, by what set it (the summary's stopped_reason)
+    assert dispatcher.end() == DispatchEnd(None, None)
+    assert dispatcher.end("run budget reached") == DispatchEnd(None, "run budget reached")
 
 
 def test_the_dispatcher_stops_at_an_error_that_stops_the_run_and_gives_the_rest_back(emulator):
@@ -135,6 +138,7 @@ def test_the_dispatcher_stops_at_an_error_that_stops_the_run_and_gives_the_rest_
     outcomes, unsent = dispatch_all(dispatcher, numbers, limit=6)
     client.close()
     assert isinstance(dispatcher.failure, GreenApiQuotaExceededError)
+    assert dispatcher.end("run budget reached") == DispatchEnd(dispatcher.failure, str(dispatcher.failure))
     assert len(outcomes) == 2  # answered before the 466
     assert numbers[2] in unsent  # the number the 466 answered: never checked, still queued
     assert len(outcomes) + len(unsent) == dispatcher.sent == 3  # one in flight at a time: nothing after the 466

@@ -21,7 +21,7 @@ from airflow_provider_greenapi.client import GreenApiClient
 from airflow_provider_greenapi.errors import BulkCheckStopped, OtherRunStillSending, retry_can_fix
 from airflow_provider_greenapi.numbers import PhoneNumberNormalizer
 from airflow_provider_greenapi.pipeline.budget import RunBudget, plan_run_budget
-from airflow_provider_greenapi.pipeline.dispatch import Dispatcher
+from airflow_provider_greenapi.pipeline.dispatch import DispatchEnd, Dispatcher
 from airflow_provider_greenapi.pipeline.options import CheckOptions
 from airflow_provider_greenapi.pipeline.run_queue import RunQueue
 from airflow_provider_greenapi.pipeline.staging import stage_inputs
@@ -103,16 +103,17 @@ class BulkChecker:
         state = "stopped"
         try:
             if recorder is not None and (blocked := self._wait_for_turn(recorder)) is not None:
-                summary.stopped_reason = str(blocked)
-                failure: BaseException | None = blocked
+                end = DispatchEnd(blocked, str(blocked))
             else:
                 if recorder is not None and self.ledger is not None:
                     usage = self.ledger.usage()  # after a wait: the other run spent calls
-                failure = self._stage_and_send(inputs, summary, usage, recorder)
-                state = "done" if failure is None else "stopped"
+                end = self._stage_and_send(inputs, summary, usage, recorder)
+                state = "done" if end.failure is None else "stopped"
         finally:
             if recorder is not None:
                 recorder.stop(state)
+        summary.stopped_reason = end.reason
+        failure = end.failure
         self._finish(summary, started, usage if self.options.dry_run or self.ledger is None else self.ledger.usage())
         if failure is not None:
             raise BulkCheckStopped(
@@ -126,8 +127,8 @@ class BulkChecker:
     # --- the steps ---------------------------------------------------------------------------------------
 
     def _stage_and_send(self, inputs: Iterable[tuple[object, str]], summary: RunSummary, usage: MonthlyUsage | None,
-                        recorder: UsageRecorder | None) -> BaseException | None:
-        """Stage, plan the budget, and send (not in a dry run, which rolls its staging back); what stopped it."""
+                        recorder: UsageRecorder | None) -> DispatchEnd:
+        """Stage, plan the budget, and send (not in a dry run, which rolls its staging back); why it ended."""
         # A source that cannot work (a query naming a missing column) fails here, before the results table is
         # created. After the ledger's table: a SQLite source read on the results' connection holds the file
         # against the ledger's own connection until its rows are staged.
@@ -142,7 +143,7 @@ class BulkChecker:
                 budget = self._stage(inputs, summary, usage, source, beat)
             if recorder is not None and summary.budget is not None:
                 recorder.note_budget(summary.budget.budget, summary.budget.explain())
-            return None if self.options.dry_run else self._dispatch(budget, summary)
+            return DispatchEnd() if self.options.dry_run else self._dispatch(budget, summary)
         finally:
             if self.options.dry_run:
                 self.store.rollback()
@@ -256,8 +257,8 @@ class BulkChecker:
                      instance, time.monotonic() - began)
         return None
 
-    def _dispatch(self, budget: RunBudget, summary: RunSummary) -> BaseException | None:
-        """Dispatch the queue within ``budget``, storing outcomes as they come; the error that stopped it."""
+    def _dispatch(self, budget: RunBudget, summary: RunSummary) -> DispatchEnd:
+        """Dispatch the queue within ``budget``, storing outcomes as they come; why it ended."""
         options = self.options
         dispatcher = Dispatcher(self.client, clock=self.clock, state_poll_interval=options.state_poll_interval,
                                 max_consecutive_errors=options.max_consecutive_errors)
@@ -289,15 +290,8 @@ class BulkChecker:
             run_queue.close()
         elapsed = time.monotonic() - sending
         summary.checks_per_second = round(summary.checked / elapsed, 2) if elapsed > 0 else 0.0
-        if dispatcher.failure is not None:
-            summary.stopped_reason = str(dispatcher.failure)
-        elif dispatcher.budget_stop is not None:
-            summary.stopped_reason = dispatcher.budget_stop  # the ledger's own cap: the task still succeeds
-        elif budget.cuts_queue and dispatcher.sent >= budget.numbers:
-            summary.stopped_reason = (
-                f"{budget.limit}: {budget.numbers} numbers checked, the rest stay pending for the next run"
-            )
-        return dispatcher.failure
+        cut = f"{budget.limit}: {budget.numbers} numbers checked, the rest stay pending for the next run"
+        return dispatcher.end(cut if budget.cuts_queue else None)
 
     def _recorder(self, summary: RunSummary) -> UsageRecorder | None:
         """The run's rows in the usage history, kept up to date while it sends (None: no history)."""

@@ -37,6 +37,16 @@ class Dispatched:
     unsent: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class DispatchEnd:
+    """Why a dispatch ended (:meth:`Dispatcher.end`): ``failure``, the error that stopped it, which a person or a
+    retry must act on (None: it ended by itself); ``reason``, the run summary's ``stopped_reason`` (None: every
+    number it was given got an outcome)."""
+
+    failure: BaseException | None = None
+    reason: str | None = None
+
+
 class _Stop:
     """A check thread's signal that no further number can be checked (quota spent, instance unusable)."""
 
@@ -45,9 +55,8 @@ class _Stop:
 
 
 class Dispatcher:
-    """Sends numbers to checkWhatsapp from a pool of threads. After :meth:`dispatch` has ended, ``failure`` is
-    the error that stopped it (None: it ended by itself), ``budget_stop`` the reason when the usage ledger's own
-    cap stopped it (a quiet stop: not a failure), ``sent`` how many numbers it sent."""
+    """Sends numbers to checkWhatsapp from a pool of threads. After :meth:`dispatch` has ended, :meth:`end` says
+    why, and ``sent`` how many numbers it sent."""
 
     def __init__(self, client: GreenApiClient, *, clock: Callable[[], datetime], state_poll_interval: float,
                  max_consecutive_errors: int) -> None:
@@ -56,10 +65,11 @@ class Dispatcher:
         self.state_poll_interval = state_poll_interval
         self.max_consecutive_errors = max_consecutive_errors
         self._window = InFlightWindow(client.check_pace, client.settings.max_in_flight)
-        self.failure: BaseException | None = None
-        self.budget_stop: str | None = None
+        self.failure: BaseException | None = None  # the error that stops it
+        self.budget_stop: str | None = None  # the usage ledger's own cap stopped it: a quiet stop, not a failure
         self.sent = 0
         self._limit = 0
+        self._given_limit = 0
         self._consecutive_errors = 0
         self._in_flight: dict[Future[CheckOutcome | _Stop], str] = {}
         self._finished: queue.SimpleQueue[Future[CheckOutcome | _Stop]] = queue.SimpleQueue()
@@ -69,7 +79,7 @@ class Dispatcher:
         """Send up to ``limit`` of ``numbers``; yields what happened about twice a second (often empty, so
         that the caller may commit and log on time) until nothing is in flight. Close the iterator if the
         caller fails: nothing more is sent, and the threads end."""
-        self._limit = limit
+        self._limit = self._given_limit = limit
         watch = InstanceWatch(self.client, self.state_poll_interval)
         watch.start()
         with ThreadPoolExecutor(max_workers=self.client.settings.max_in_flight,
@@ -92,6 +102,17 @@ class Dispatcher:
                 raise
             finally:
                 watch.stop()
+
+    def end(self, cut: str | None = None) -> DispatchEnd:
+        """Why the finished dispatch ended: its failure; else the usage ledger's cap; else ``cut`` (what set its
+        ``limit`` below the numbers waiting, None: nothing did) once it sent all of that limit."""
+        if self.failure is not None:
+            return DispatchEnd(self.failure, str(self.failure))
+        if self.budget_stop is not None:
+            return DispatchEnd(None, self.budget_stop)
+        if cut is not None and self.sent >= self._given_limit:
+            return DispatchEnd(None, cut)
+        return DispatchEnd()
 
     def describe(self) -> str:
         """The in-flight window's state, for the progress line."""
