@@ -3,6 +3,8 @@ real databases; the task context is the only stand-in."""
 
 from __future__ import annotations
 
+import inspect
+import re
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -296,3 +298,15 @@ def test_a_bad_templated_argument_fails_at_once(greenapi_conn, context):
     operator = CheckWhatsappOperator(task_id="check", phone_numbers="+1 212 555 0187")  # a string, not a list
     with pytest.raises(AirflowFailException, match="wrap a single number in a list"):
         operator.execute(context)
+
+
+@pytest.mark.parametrize("operator", ["CheckWhatsappOperator", "GreenApiInstanceStateSensor"])
+def test_every_parameter_has_a_param_line_that_airflows_docs_render(operator):
+    """Airflow's docs tooling renders ``:param name:`` lines; a parameter added without one is missing there."""
+    import airflow_provider_greenapi.operators.check_whatsapp as operators
+    import airflow_provider_greenapi.sensors.instance_state as sensors
+
+    cls = getattr(operators, operator, None) or getattr(sensors, operator)
+    own = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "kwargs")]
+    documented = re.findall(r":param (\w+):", cls.__doc__)
+    assert sorted(own) == sorted(documented)

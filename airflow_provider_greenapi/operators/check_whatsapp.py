@@ -52,19 +52,52 @@ def _as_timedelta(value: timedelta | float | None, name: str) -> timedelta | Non
 class CheckWhatsappOperator(BaseOperator):
     """Check phone numbers with GREEN-API's checkWhatsapp and store one typed result per number.
 
-    Numbers come from ``phone_numbers`` (a list, or a dict of key -> number; templated, so an upstream
-    XCom works) or from ``sql`` run on ``source_conn_id``. They are normalised locally (invalid ones cost
-    no quota), de-duplicated, skipped while their stored answer is fresh (``max_age``), checked at the
-    connection's pace, and upserted into ``destination_table``. Returns a small summary as the XCom.
-    ``shard_index``/``shard_count`` make it check only its share of the input, so that mapped tasks on
-    several connections split one input (``.expand_kwargs(greenapi_shards([...]))``, see docs/scaling.md).
-    ``max_checks="auto"`` plans the run's budget from the month's quota and the DAG's schedule, keeping
-    ``quota_reserve`` back (docs/quota.md). One run works per GREEN-API instance at a time: a run that finds
-    another on its instance waits up to ``wait_for_other_runs`` (a timedelta or seconds; default one hour) for it
-    to finish, then stages and checks what is left (docs/reliability.md). ``prune_missing=True`` deletes the
-    results of source keys that the source, read whole, no longer returns. The connection ids are templated
-    (``"{{ params.warehouse }}"``), as are the inputs and ``destination_table``. See docs/operator.md for every
-    parameter.
+    Numbers are normalised locally (invalid ones cost no quota), de-duplicated, skipped while their stored
+    answer is fresh, checked at the connection's pace, and upserted into ``destination_table``; a rerun costs
+    what changed in the source. Returns a small summary as the XCom. docs/operator.md describes every parameter
+    at length.
+
+    :param phone_numbers: the numbers to check: a list, or a dict of source key -> number (templated, so an
+        upstream XCom works). Give this or ``sql``.
+    :param sql: a query whose rows hold the numbers, run on ``source_conn_id`` and streamed (templated; a
+        ``.sql`` file works).
+    :param parameters: values for ``sql``'s placeholders, bound by the source's driver wherever the query runs
+        (templated).
+    :param source_conn_id: the common-sql connection ``sql`` runs on (templated).
+    :param phone_column: the query's column holding the number; default its first column.
+    :param key_column: the query's column identifying a source row, stored as ``source_key``.
+    :param default_region: ISO 3166-1 alpha-2 code for numbers written in national format (``"US"``).
+    :param number_rules: which of GREEN-API's country quirks apply (``NumberRule`` members or names); ``[]``: none.
+    :param greenapi_conn_id: the GREEN-API connection (templated).
+    :param destination_conn_id: the warehouse holding the results table, the usage ledger and the usage history
+        (templated); without it results go to the ``results`` XCom and nothing is remembered between runs.
+    :param destination_table: the results table, ``table`` or ``schema.table`` (templated); default
+        ``whatsapp_checks``.
+    :param usage_table: the monthly usage ledger's table, in the same warehouse.
+    :param usage_history_table: the usage history's table (one row per run, instance and day).
+    :param requests_per_second: the pace of checkWhatsapp calls, at most 10; default the connection's.
+    :param max_in_flight: the most requests waiting for an answer at once; default the connection's.
+    :param max_age: how long an ``exists`` answer stays fresh (timedelta or seconds; None: never).
+    :param max_age_not_exists: how long a ``not_exists`` answer stays fresh.
+    :param max_checks: the most numbers sent in this run, or ``"auto"``: this run's share of the month's quota
+        over the DAG's schedule (templated; docs/quota.md).
+    :param quota_reserve: with ``max_checks="auto"``: checks a month kept back, a number or a share (``"10%"``).
+    :param dry_run: do everything but send and store; report what a real run would spend.
+    :param chunk_size: rows per chunk (the source's fetch, a staging statement, a commit of results); default
+        the results engine's own.
+    :param max_xcom_results: without ``destination_conn_id``, the most result rows the run accepts.
+    :param emit_asset: add the results table's asset (``results_table_asset``) to ``outlets``, with the run's
+        counts on its event; needs a literal ``destination_conn_id``.
+    :param state_poll_interval: seconds between the mid-run instance-state polls that stop a run on a
+        ``yellowCard``.
+    :param shard_index: this task's shard, with ``shard_count``: mapped tasks on several instances split one
+        input (docs/scaling.md).
+    :param shard_count: the number of shards.
+    :param statement_timeout: the longest a warehouse statement may run before the server cancels it
+        (timedelta or seconds; None: no limit).
+    :param wait_for_other_runs: how long a run waits for another run sending on the same instance (timedelta
+        or seconds; 0: never); one run works per instance at a time (docs/reliability.md).
+    :param prune_missing: delete the results of source keys that the source, read whole, no longer returns.
     """
 
     template_fields: Sequence[str] = ("phone_numbers", "sql", "parameters", "destination_table", "max_checks",
