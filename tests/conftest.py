@@ -240,6 +240,19 @@ def any_warehouse(request, tmp_path, monkeypatch) -> Warehouse:
     return make_warehouse(request.param, tmp_path, request, monkeypatch)
 
 
+@pytest.fixture
+def store(any_warehouse):
+    """A results table (a ResultsStore, its table made) on each of the five engines, over the provider's own
+    connection; tests/store_support.py has what its tests share."""
+    from airflow_provider_greenapi.warehouse import ResultsStore
+
+    connection = any_warehouse.provider_connect()
+    results = ResultsStore(connection, any_warehouse.dialect, "whatsapp_checks")
+    results.ensure_table()
+    yield results
+    connection.close()
+
+
 @pytest.fixture(params=[None, "utf8mb4_general_ci"], ids=["server-default", "utf8mb4_general_ci"])
 def mariadb_default_collation(request, tmp_path, monkeypatch) -> Warehouse:
     """A MariaDB database with a case- and accent-insensitive default collation, as most servers create one:
