@@ -186,7 +186,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              "            self.ledger.reserve_call(method, pace=self.check_pace)", "            pass",
              (f"{CHECKER}::test_a_messy_list_is_checked_once_per_number",)),
     Mutation("pipeline: a dry run sends nothing", f"{PIPELINE}/bulk_check.py",
-             "return None if self.options.dry_run else self._dispatch(budget, summary)",
+             "return DispatchEnd() if self.options.dry_run else self._dispatch(budget, summary)",
              "return self._dispatch(budget, summary)",
              (f"{CHECKER}::test_dry_run_spends_and_stores_nothing",)),
     Mutation("pipeline: the state watch thread is joined at the end of the run", f"{PIPELINE}/instance_watch.py",
