@@ -282,7 +282,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              f"{PKG}/warehouse/engine.py", "        if limit is None or len(name) <= limit:\n            return name",
              "        if True:\n            return name",
              (f"{WH_ERRORS}::test_index_names_fit_every_engine_and_keep_the_short_names_of_existing_tables",
-              f"{WH_ERRORS}::test_tables_named_at_the_length_limit_work_and_keep_their_queue_index[mysql]")),
+              f"{WH_ERRORS}::test_tables_named_at_the_length_limit_work_and_keep_their_indexes[mysql]")),
     Mutation("warehouse errors: the results, usage and history tables must differ", f"{PKG}/warehouse/engine.py",
              "        if other != argument:", "        if False:",
              (f"{WH_ERRORS}::test_a_usage_table_named_like_another_table_is_refused_at_parse_time",
