@@ -23,9 +23,26 @@ NUMBERS = [f"7915{i:07d}" for i in range(12)]
     ("sqlite", None, Dialect.SQLITE), ("postgres", None, Dialect.POSTGRES), ("duckdb", None, Dialect.DUCKDB),
     ("mysql", None, Dialect.MYSQL), ("snowflake", None, Dialect.SNOWFLAKE),
     ("my_postgres_flavour", "postgresql", Dialect.POSTGRES),  # a subclassed hook: its SQLAlchemy dialect
+    ("my_mariadb_flavour", "mariadb", Dialect.MYSQL),  # each engine declares its names (Engine.sqlalchemy_names)
 ])
 def test_the_engine_comes_from_the_hook(conn_type, dialect_name, expected):
     assert dialect_of(SimpleNamespace(conn_type=conn_type, dialect_name=dialect_name), "w") is expected
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_each_engine_declares_the_extra_that_installs_its_airflow_provider(dialect):
+    """The hint a missing provider gets (``pip install "airflow-provider-greenapi[<extra>]"``) names an extra
+    of the installed package that brings the engine's Airflow provider (SQLite's comes with Airflow)."""
+    from importlib.metadata import metadata
+
+    installed = metadata("airflow-provider-greenapi")
+    extra = dialect.engine.extra
+    if dialect is Dialect.SQLITE:
+        assert extra is None
+        return
+    assert extra in installed.get_all("Provides-Extra")
+    assert any(requirement.startswith(f"apache-airflow-providers-{dialect.value}") and f'extra == "{extra}"'
+               in requirement for requirement in installed.get_all("Requires-Dist"))
 
 
 def test_an_unsupported_engine_names_the_supported_ones_and_the_extra():

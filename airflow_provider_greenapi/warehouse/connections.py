@@ -27,16 +27,12 @@ log = logging.getLogger(__name__)
 
 _COPY_BATCH = 10_000  # source rows fetched, and handed to the engine's copy (Engine.copying), at a time
 _BY_CONN_TYPE = {t: d for d in Dialect for t in d.engine.conn_types}
-# SQLAlchemy dialect names (``hook.dialect_name``) of connection types this provider does not list
-_BY_SQLALCHEMY_NAME = {"sqlite": Dialect.SQLITE, "postgresql": Dialect.POSTGRES, "duckdb": Dialect.DUCKDB,
-                       "mysql": Dialect.MYSQL, "mariadb": Dialect.MYSQL, "snowflake": Dialect.SNOWFLAKE}
-_EXTRAS = {Dialect.POSTGRES: "postgres", Dialect.DUCKDB: "duckdb", Dialect.MYSQL: "mysql",
-           Dialect.SNOWFLAKE: "snowflake"}
+_BY_SQLALCHEMY_NAME = {n: d for d in Dialect for n in d.engine.sqlalchemy_names}
 
 
 def _install_hint(conn_type: str | None) -> str:
     dialect = _BY_CONN_TYPE.get(conn_type or "")
-    extra = _EXTRAS.get(dialect) if dialect else None
+    extra = dialect.engine.extra if dialect else None
     if extra is None:
         return ""
     return f' Install the engine\'s extra: pip install "airflow-provider-greenapi[{extra}]".'

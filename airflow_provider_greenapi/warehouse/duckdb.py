@@ -189,6 +189,8 @@ class _SourceCursor(_Cursor):
 class DuckDBEngine(Engine):
     dialect = Dialect.DUCKDB
     conn_types = ("duckdb",)
+    sqlalchemy_names = ("duckdb",)
+    extra = "duckdb"
     placeholder = "?"
     timestamp_type = "TIMESTAMPTZ"
     # DuckDB's (ART) indexes turn an UPDATE of an indexed column into a delete and an insert, and the queue's

@@ -86,6 +86,11 @@ class Engine:
 
     dialect: ClassVar[Dialect]
     conn_types: ClassVar[tuple[str, ...]]  # Airflow connection types served by this engine
+    # SQLAlchemy dialect names (a common-sql hook's ``dialect_name``) of the connections it serves, for a hook whose
+    # connection type it does not list (a subclassed hook, another provider's flavour)
+    sqlalchemy_names: ClassVar[tuple[str, ...]] = ()
+    # The provider's pip extra that installs the engine's Airflow provider and driver (None: Airflow has it)
+    extra: ClassVar[str | None] = None
     placeholder: ClassVar[str] = "%s"
     timestamp_type: ClassVar[str] = "TIMESTAMP WITH TIME ZONE"
     boolean_type: ClassVar[str] = "BOOLEAN"

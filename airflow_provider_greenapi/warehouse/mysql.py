@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 class MySQLEngine(Engine):
     dialect = Dialect.MYSQL
     conn_types = ("mysql",)
+    sqlalchemy_names = ("mysql", "mariadb")
+    extra = "mysql"
     timestamp_type = "DATETIME(6)"  # no time zone: values are UTC; TIMESTAMP would end in 2038
     boolean_type = "BOOLEAN"  # tinyint(1): reads back as 0/1
     max_identifier_length = 64  # characters; a longer index name fails ("Identifier name ... is too long")

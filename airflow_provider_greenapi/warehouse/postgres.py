@@ -17,6 +17,8 @@ _COPY_FROM_ROWS = 50  # fewer rows (the usage history's one) cost less as one ex
 class PostgresEngine(Engine):
     dialect = Dialect.POSTGRES
     conn_types = ("postgres", "postgresql")
+    sqlalchemy_names = ("postgresql",)
+    extra = "postgres"
     timestamp_type = "TIMESTAMPTZ"
     max_identifier_length = 63  # NAMEDATALEN - 1 bytes; a longer name is cut short without an error
 

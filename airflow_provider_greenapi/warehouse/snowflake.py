@@ -30,6 +30,8 @@ _STAGE = "greenapi_upserts"  # the session's temporary stage: each upsert's Parq
 class SnowflakeEngine(Engine):
     dialect = Dialect.SNOWFLAKE
     conn_types = ("snowflake",)
+    sqlalchemy_names = ("snowflake",)
+    extra = "snowflake"
     timestamp_type = "TIMESTAMP_NTZ"
     has_indexes = False  # Snowflake has no secondary indexes (micro-partitions are pruned instead)
     ledger_block = 50

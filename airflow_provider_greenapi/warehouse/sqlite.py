@@ -21,6 +21,7 @@ _LENIENT_TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape
 class SQLiteEngine(Engine):
     dialect = Dialect.SQLITE
     conn_types = ("sqlite",)
+    sqlalchemy_names = ("sqlite",)
     placeholder = "?"
     timestamp_type = "TEXT"
     boolean_type = "INTEGER"
