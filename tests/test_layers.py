@@ -73,3 +73,46 @@ def test_the_core_runs_a_bulk_check_without_airflow(tmp_path):
     assert summary["exists"] + summary["not_exists"] == 2
     assert summary["quota_spent"] == summary["ledger_calls"] == 2  # the client's count is the ledger's
     assert summary["monthly_used"] == 2 and summary["monthly_left"] == 98
+
+
+# The layers of docs/architecture.md, by module; each imports (at module level) only from its own layer and those
+# below it. Lazy imports inside a function are how a lower layer reaches Airflow where it must (a connection id
+# resolved to its hook: warehouse/connections.py, lineage.py); the subprocess test above shows the run needs none.
+PACKAGE = "airflow_provider_greenapi"
+LAYERS = {
+    1: ("_version", "client", "errors", "models", "rate_limit", "redaction", "settings", "in_flight", "numbers",
+        "quota_plan", "results", "sharding", "sources", "emulator", "provider_info"),
+    2: ("warehouse",),
+    3: ("pipeline",),
+    4: ("_compat", "hooks", "operators", "sensors", "triggers", "plugins", "cli", "usage_report", "__init__"),
+}
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[0]
+    found = [layer for layer, names in LAYERS.items() if top in names]
+    assert len(found) == 1, f"{module} is in no layer of LAYERS (or in two): add it where docs/architecture.md says"
+    return found[0]
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """The package's modules that ``path`` imports at module level (not inside a function)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE):
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.startswith(PACKAGE))
+    return {name.removeprefix(PACKAGE).lstrip(".") or "__init__" for name in names}
+
+
+def test_each_layer_imports_only_from_itself_and_the_layers_below():
+    wrong = []
+    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT / PACKAGE).with_suffix("").parts)
+        for imported in _module_level_imports(path):
+            if _layer(imported) > _layer(module):
+                wrong.append(f"{module} (layer {_layer(module)}) imports {imported} (layer {_layer(imported)})")
+    assert wrong == []
