@@ -32,6 +32,7 @@ from airflow_provider_greenapi.warehouse import (
     in_memory_store,
     source_inputs,
 )
+from airflow_provider_greenapi.warehouse.engine import require_capabilities
 from airflow_provider_greenapi.warehouse.usage_history import DEFAULT_HISTORY_TABLE, UsageHistory
 
 log = logging.getLogger(__name__)
@@ -107,11 +108,12 @@ def wire_run(
     history: bool = True,
     clock: Callable[[], datetime] | None = None,
 ) -> WiredRun:
-    """Open one run's parts on ``database`` (None: an in-memory results table, no ledger, no history), each
-    closed with ``stack``. ``monthly_quota`` is the GREEN-API connection's, handed to the usage ledger, its one
-    owner from here on; ``make_client`` builds the client that counts its calls in that ledger; ``history``
-    keeps the usage history table (one run per instance at a time); ``clock`` replaces the checker's and the
-    ledger's clock of UTC datetimes."""
+    """Open one run's parts on ``database`` (None: an in-memory results table, no ledger, no history), each closed
+    with ``stack``; ConfigurationError first when the database's engine lacks a capability the run relies on
+    (warehouse.engine.Capability) or two tables share a name. ``monthly_quota`` is the GREEN-API connection's,
+    handed to the usage ledger, its one owner from here on; ``make_client`` builds the client that counts its calls
+    in that ledger; ``history`` keeps the usage history table (one run per instance at a time); ``clock`` replaces
+    the checker's and the ledger's clock of UTC datetimes."""
     clocked: dict[str, Any] = {} if clock is None else {"clock": clock}
     ledger: UsageLedger | None = None
     usage_history: UsageHistory | None = None
@@ -121,6 +123,7 @@ def wire_run(
                         "keep the usage ledger in: the quota is not enforced.")
         store = in_memory_store(stack, tables.results)
     else:
+        require_capabilities(database.dialect.engine, f"connection {database.conn_id!r}")
         tables.check()
         connection = database.connect()
         stack.callback(connection.close)

@@ -43,6 +43,19 @@ class Dialect(str, enum.Enum):
         return self.engine.placeholder
 
 
+class Capability(str, enum.Enum):
+    """What a run relies on in the engine of its results table; each engine declares what it has
+    (:attr:`Engine.capabilities`), and a run refuses an engine that lacks one (:func:`require_capabilities`)."""
+
+    # a rollback undoes what the transaction wrote: a dry run's staging, a chunk lost to an error
+    TRANSACTIONS = "transactions"
+    # an UPDATE's cursor.rowcount says how many rows it changed: the usage ledger counts a call by it
+    ROWCOUNT = "a reliable rowcount"
+    # an UPDATE or DELETE of a few rows takes effect in its own statement, at the cost of those rows: answers are
+    # written back and queued numbers released chunk by chunk (not an asynchronous mutation of the table)
+    ROW_UPDATES = "cheap row updates"
+
+
 _ENGINES: dict[Dialect, Engine] = {}
 
 
@@ -91,6 +104,8 @@ class Engine:
     sqlalchemy_names: ClassVar[tuple[str, ...]] = ()
     # The provider's pip extra that installs the engine's Airflow provider and driver (None: Airflow has it)
     extra: ClassVar[str | None] = None
+    # What the engine offers of what a run relies on: every supported engine has all of them
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
     placeholder: ClassVar[str] = "%s"
     timestamp_type: ClassVar[str] = "TIMESTAMP WITH TIME ZONE"
     boolean_type: ClassVar[str] = "BOOLEAN"
@@ -356,6 +371,20 @@ def one_per_key(rows: Sequence[Row], columns: Sequence[str], key: Sequence[str])
         else:
             kept[index] = row
     return kept
+
+
+def require_capabilities(engine: Engine, name: str) -> None:
+    """ConfigurationError, before anything is opened, when ``engine`` (``name``: how the user knows it) lacks a
+    capability a run relies on in its results table (:class:`Capability`): it would seem to work and then keep a
+    dry run's rows, miscount the quota or lag behind its own answers."""
+    missing = [capability.value for capability in Capability if capability not in engine.capabilities]
+    if missing:
+        raise ConfigurationError(
+            f"The results table cannot live in {name}: its engine lacks {', '.join(missing)}, which a run relies on "
+            "(a dry run rolls its staging back, the usage ledger counts each call by the rows its UPDATE changed, "
+            f"answers are written back row by row). Keep the results in one of {engine_names()} "
+            "(docs/warehouses.md); the source may stay where it is."
+        )
 
 
 def engine_names() -> str:
