@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PKG = "airflow_provider_greenapi"
 TIMEOUT_S = 300  # a mutant that makes the tests hang counts as killed (by timeout)
+BASELINE_TIMEOUT_S = 3600  # the baseline runs every chosen mutation's tests at once: a whole make mutation's
 PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not postgres"]
 
 
@@ -407,13 +408,13 @@ def _git_dirty(paths: list[str]) -> list[str]:
     return [line for line in out.splitlines() if line.strip()]
 
 
-def _run_tests(tests: tuple[str, ...]) -> tuple[int, str]:
+def _run_tests(tests: tuple[str, ...], timeout: float = TIMEOUT_S) -> tuple[int, str]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         done = subprocess.run([*PYTEST, *tests], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT_S)
+                              timeout=timeout)
     except subprocess.TimeoutExpired:
-        return -1, f"timed out after {TIMEOUT_S} s"
+        return -1, f"timed out after {timeout:g} s"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     return done.returncode, (lines[-1] if lines else done.stderr.strip()[-300:])
 
@@ -467,7 +468,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     baseline_tests = tuple(sorted({t for m in chosen for t in m.tests}))
     print(f"Baseline: the {len(baseline_tests)} test selections on unmutated code ...", flush=True)
-    status, summary = _run_tests(baseline_tests)
+    status, summary = _run_tests(baseline_tests, BASELINE_TIMEOUT_S)
     if status != 0:
         print(f"Baseline FAILED ({summary}): fix the tests before mutating.")
         return 1
