@@ -155,7 +155,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     # --- the run pipeline: each number once, budget, transient -> error, stop on failure -------------------
     Mutation("pipeline: a sent, uncommitted number is not taken again", f"{PIPELINE}/run_queue.py",
              "                if number not in self._taken:", "                if True:",
-             (f"{INVARIANTS}::test_a_number_in_flight_is_not_taken_again_from_the_next_queue_page",)),
+             (f"{INVARIANTS}::test_a_number_in_flight_is_not_taken_again_from_the_next_queue_page",
+              f"{INVARIANTS}::test_a_number_in_flight_is_not_taken_again_from_a_later_page_of_a_budgeted_queue")),
     Mutation("pipeline: the budget caps the numbers sent", f"{PIPELINE}/dispatch.py",
              "self.sent < self._limit and len(self._in_flight) < window",
              "self.sent <= self._limit and len(self._in_flight) < window",

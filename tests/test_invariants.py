@@ -62,6 +62,31 @@ def test_a_number_in_flight_is_not_taken_again_from_the_next_queue_page(emulator
     assert_invariants(harness, summary)
 
 
+def test_a_number_in_flight_is_not_taken_again_from_a_later_page_of_a_budgeted_queue(emulator, warehouse,
+                                                                                     monkeypatch):
+    """A budget short of the queue takes the numbers never answered first, then the stalest answers: a number
+    with a new key (never answered) and a stale answer under its old key comes in both parts of the queue, the
+    second read while its first request is still uncommitted (slow answers, no commit yet); the checker must
+    skip it there and spend the budget on the next stalest number."""
+    from airflow_provider_greenapi.results import Freshness
+
+    twice, stale = "79170000000", ["79170000001", "79170000002"]
+    harness = Harness(emulator, warehouse, max_in_flight=3)
+    for day, number in enumerate([twice, *stale], start=1):  # answered on 1, 2 and 3 October
+        answered = datetime(2026, 10, day, tzinfo=timezone.utc)
+        harness.run([number], keys=[f"old-{number}"], clock=lambda answered=answered: answered)
+    before = emulator.requested_numbers(ID_INSTANCE)
+    monkeypatch.setattr(ResultsStore, "queued_numbers", partialmethod(ResultsStore.queued_numbers, page_size=1))
+    emulator.inject_faults(ID_INSTANCE, FaultPlan(latency_ms=300))
+    week = Freshness(timedelta(days=7), timedelta(days=7))  # every stored answer is stale on 1 December
+    summary = harness.run([twice, twice, *stale], keys=[f"old-{twice}", "new", *(f"old-{n}" for n in stale)],
+                          clock=lambda: datetime(2026, 12, 1, tzinfo=timezone.utc), freshness=week, max_checks=2,
+                          commit_interval=60.0)
+    sent = emulator.requested_numbers(ID_INSTANCE) - before
+    assert sent == {twice: 1, stale[0]: 1}  # the stalest after it, not it again
+    assert summary.pending == 1
+
+
 # --- the token in an error body ----------------------------------------------------------------------------
 
 def _stored_details(warehouse):
