@@ -15,6 +15,9 @@ writes, so a mutant never leaves a .pyc behind.
     python scripts/mutation.py -k ledger  # only those whose invariant or file contains "ledger"
     python scripts/mutation.py --list
 
+Run it in the checkout the virtualenv installs (``make install``: an editable install): tests that start
+``airflow`` as a subprocess import the package from there, so in another worktree their mutants survive unseen.
+
 Exit status: 0 when every mutation is killed; 1 when one survives, is stale, or the baseline fails.
 """
 
