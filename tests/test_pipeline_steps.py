@@ -156,6 +156,10 @@ def test_a_run_without_chunk_size_stages_the_engines_chunk_and_keeps_one_given(d
     assert BulkChecker(client, store, PhoneNumberNormalizer(), options=CheckOptions(chunk_size=3)).chunk_size == 3
     with pytest.raises(ValueError, match="chunk_size must be at least 1"):
         CheckOptions(chunk_size=0)
+    with pytest.raises(ValueError, match="max_checks must be 0 or more"):
+        CheckOptions(max_checks=-1)
+    with pytest.raises(ValueError, match=r"must be a count \(int\), an AutoBudget or None, got 'auto'"):
+        CheckOptions(max_checks="auto")  # the operator's text is parsed once, into an AutoBudget
 
 
 def test_a_checker_refuses_a_client_that_counts_its_calls_in_another_ledger(mocker):

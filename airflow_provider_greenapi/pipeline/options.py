@@ -34,8 +34,11 @@ class CheckOptions:
     prune_missing: bool = False  # delete the results of source keys the (whole) source no longer has
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_checks, AutoBudget):
+        if self.max_checks is not None and not isinstance(self.max_checks, AutoBudget):
             parse_max_checks(self.max_checks)  # the one rule for a count: ValueError unless 0 or more
+            if type(self.max_checks) is not int:  # parsed already: "auto" is an AutoBudget here, a count an int
+                raise ValueError(f"CheckOptions.max_checks must be a count (int), an AutoBudget or None, got "
+                                 f"{self.max_checks!r}")
         if self.wait_for_other_runs < timedelta(0):
             raise ValueError(f"wait_for_other_runs must be 0 or more, got {self.wait_for_other_runs!r}")
         if self.chunk_size is not None and self.chunk_size < 1:
