@@ -69,7 +69,6 @@ class Dispatcher:
         self.budget_stop: str | None = None  # the usage ledger's own cap stopped it: a quiet stop, not a failure
         self.sent = 0
         self._limit = 0
-        self._given_limit = 0
         self._consecutive_errors = 0
         self._in_flight: dict[Future[CheckOutcome | _Stop], str] = {}
         self._finished: queue.SimpleQueue[Future[CheckOutcome | _Stop]] = queue.SimpleQueue()
@@ -79,7 +78,7 @@ class Dispatcher:
         """Send up to ``limit`` of ``numbers``; yields what happened about twice a second (often empty, so
         that the caller may commit and log on time) until nothing is in flight. Close the iterator if the
         caller fails: nothing more is sent, and the threads end."""
-        self._limit = self._given_limit = limit
+        self._limit = limit
         watch = InstanceWatch(self.client, self.state_poll_interval)
         watch.start()
         with ThreadPoolExecutor(max_workers=self.client.settings.max_in_flight,
@@ -110,7 +109,7 @@ class Dispatcher:
             return DispatchEnd(self.failure, str(self.failure))
         if self.budget_stop is not None:
             return DispatchEnd(None, self.budget_stop)
-        if cut is not None and self.sent >= self._given_limit:
+        if cut is not None and self.sent >= self._limit:  # unchanged: only the ledger's cap lowers it
             return DispatchEnd(None, cut)
         return DispatchEnd()
 
